@@ -1,0 +1,1 @@
+"""Everything that runs a model; heavy libraries are imported lazily inside functions."""

@@ -1,0 +1,1 @@
+"""Pure-data layer: the DuckDB catalog, dataset readers, run folders, decisions, manifests."""

@@ -1,0 +1,112 @@
+"""The DuckDB catalog: short-lived connections with bounded retry, so a job, the TUI and the CLI share it.
+
+DuckDB lets one process hold a file at a time (not even read-only beside a writer). Thresher's rule:
+jobs never open the catalog; everyone else opens it for one unit of work and closes it. A second
+process that finds it locked retries with backoff for up to `busy_timeout` seconds before giving up
+with a message that names the holder.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from store.errors import CatalogBusy, ThresherError
+from store.schema import MIGRATIONS, SCHEMA_VERSION
+from store.workspace import Workspace
+
+DEFAULT_BUSY_TIMEOUT = 30.0
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "could not set lock" in text or "conflicting lock" in text
+
+
+class Catalog:
+    def __init__(self, workspace: Workspace, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        self.workspace = workspace
+        self.path: Path = workspace.catalog_path
+        self.busy_timeout = busy_timeout
+
+    @classmethod
+    def open(cls, workspace: Workspace, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Catalog:
+        """Create the workspace and catalog if needed and bring the schema up to date."""
+        workspace.ensure()
+        catalog = cls(workspace, busy_timeout)
+        catalog.migrate()
+        return catalog
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One connection for one unit of work; waits (bounded) while another process holds the file."""
+        con = self._connect_with_retry()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside BEGIN/COMMIT: any exception rolls the whole unit back."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def _connect_with_retry(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.Error as exc:
+                if not _is_lock_error(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    pid = re.search(r"PID (\d+)", str(exc))
+                    holder = f"process {pid.group(1)}" if pid else "another process"
+                    raise CatalogBusy(
+                        f"{self.path} is held by {holder} for longer than {self.busy_timeout:.0f}s. "
+                        "Thresher jobs never hold it; close the other thresher command or raise "
+                        "--busy-timeout."
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.5)
+
+    def schema_version(self, con: duckdb.DuckDBPyConnection) -> int:
+        has_meta = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
+        ).fetchone()
+        if not has_meta or not has_meta[0]:
+            return 0
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def migrate(self) -> int:
+        """Apply the migrations this file has not seen yet, each in its own transaction."""
+        with self.connect() as con:
+            current = self.schema_version(con)
+            if current > SCHEMA_VERSION:
+                raise ThresherError(
+                    f"{self.path} has schema version {current}, newer than this Thresher "
+                    f"({SCHEMA_VERSION}); upgrade Thresher."
+                )
+            for version in range(current, SCHEMA_VERSION):
+                con.execute("BEGIN TRANSACTION")
+                con.execute(MIGRATIONS[version])
+                con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version + 1)]
+                )
+                con.execute("COMMIT")
+            return SCHEMA_VERSION

@@ -1,0 +1,1 @@
+"""Textual app and the `thresher` command line; knows nothing of torch."""

@@ -1,0 +1,65 @@
+"""The `thresher` command line: one click group; each command family lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from store.errors import ThresherError
+from store.workspace import Workspace
+from tui.cli import app_cmd, data, jobs, methods, training
+
+
+@click.group(
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--workspace",
+    "-w",
+    envvar="THRESHER_WORKSPACE",
+    default=None,
+    metavar="DIR",
+    help="Workspace folder (catalog.duckdb, runs/, exports/). "
+    "Default: $THRESHER_WORKSPACE, else ./thresher-workspace.",
+)
+@click.version_option(package_name="thresher")
+@click.pass_context
+def cli(ctx: click.Context, workspace: str | None) -> None:
+    """Thresher: curate multimodal instruction-tuning data with CLIPPER and OFA, review it,
+    export a manifest, and launch a LoRA fine-tune.
+
+    Run with no command inside a workspace to open the workstation (same as `thresher tui`).
+    """
+    ctx.obj = Workspace.resolve(workspace)
+    if ctx.invoked_subcommand is None:
+        if ctx.obj.exists():
+            ctx.invoke(app_cmd.tui_command)
+        else:
+            click.echo(ctx.get_help())
+            click.echo(
+                f"\nNo workspace at {ctx.obj.root}; start with `thresher demo` or `thresher init`."
+            )
+
+
+for module in (data, jobs, methods, training, app_cmd):
+    module.register(cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors print one line and exit 2, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="thresher", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ThresherError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
