@@ -8,7 +8,17 @@ import click
 
 from store.errors import ThresherError
 from store.workspace import Workspace
-from tui.cli import app_cmd, data, jobs, methods, training
+from tui.cli import (
+    app_cmd,
+    clipper_cmd,
+    data,
+    demo_cmd,
+    export_cmd,
+    jobs,
+    ofa_cmd,
+    run_cmd,
+    training,
+)
 
 
 @click.group(
@@ -43,7 +53,17 @@ def cli(ctx: click.Context, workspace: str | None) -> None:
             )
 
 
-for module in (data, jobs, methods, training, app_cmd):
+for module in (
+    data,
+    demo_cmd,
+    export_cmd,
+    jobs,
+    run_cmd,
+    ofa_cmd,
+    clipper_cmd,
+    training,
+    app_cmd,
+):
     module.register(cli)
 
 

@@ -1,4 +1,4 @@
-"""CLI commands: methods (filled in by its issue)."""
+"""CLI commands: ofa_cmd (filled in by its issue)."""
 
 from __future__ import annotations
 
