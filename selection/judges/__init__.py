@@ -1,0 +1,26 @@
+"""Judges decide whether a model response matches the reference; `load_judge(kind, **opts)`."""
+
+from __future__ import annotations
+
+from selection.judges.base import Judge, JudgeItem, Verdict
+
+JUDGE_KINDS = ("rule", "llm")
+
+
+def load_judge(kind: str, **opts) -> Judge:
+    """rule: no options (numeric tolerance `rel_tol`, `abs_tol`);
+    llm: model, base_url, cache_path, api_key_env, concurrency, timeout_s, max_retries."""
+    from store.errors import ThresherError
+
+    if kind == "rule":
+        from selection.judges.rules import RuleJudge
+
+        return RuleJudge(**opts)
+    if kind == "llm":
+        from selection.judges.llm import LLMJudge
+
+        return LLMJudge(**opts)
+    raise ThresherError(f"unknown judge {kind!r}; choose one of {', '.join(JUDGE_KINDS)}")
+
+
+__all__ = ["JUDGE_KINDS", "Judge", "JudgeItem", "Verdict", "load_judge"]

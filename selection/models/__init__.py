@@ -1,0 +1,1 @@
+"""Models Thresher builds itself (the offline demo model)."""
