@@ -1,0 +1,1 @@
+"""OFA (Once-For-All) selection: encode, cluster, core set, under-trained selector, per-cluster selection."""
