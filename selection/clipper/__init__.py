@@ -1,0 +1,1 @@
+"""CLIPPER (papers/clipper.txt, III-B): zero-shot split, one-shot ICL probing, subsets, perplexity."""

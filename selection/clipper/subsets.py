@@ -1,0 +1,118 @@
+"""CLIPPER's subsets and coresets as pure functions of the zero-shot split and the probe log.
+
+Labels of the `subset_t1` / `subset_t2` groups (one per sample, for that tau):
+  P         parameter knowledge with c(p) >= tau (P_tau, eq. 4)
+  P_not     parameter knowledge with c(p) < tau (P_not, eq. 5: excluded from every coreset)
+  W_c       world knowledge made correct by some demonstration in P_tau (eq. 6)
+  W_u       world knowledge probed at least once and never made correct by P_tau (eq. 7)
+  unprobed  world knowledge no demonstration was paired with (flagged, not W_u)
+  excluded  not judged: the sample's image is missing or corrupt (in neither P nor W)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from selection.clipper.config import TAUS
+from store.errors import ThresherError
+
+P, P_NOT, W_C, W_U, UNPROBED, EXCLUDED = "P", "P_not", "W_c", "W_u", "unprobed", "excluded"
+LABELS = (P, P_NOT, W_C, W_U, UNPROBED, EXCLUDED)
+
+
+@dataclass
+class Subsets:
+    """Everything stage 2 decides, row-aligned with the run's input."""
+
+    sample_id: np.ndarray  # int64
+    knowledge: np.ndarray  # str: "P" | "W" | "excluded"
+    c_p: np.ndarray  # int64, correct probes per demonstration; -1 for samples not in P
+    n_probes: np.ndarray  # int64, probes per query; -1 for samples not in W
+    fixed_by: list[list[int]]  # per sample: demo ids whose probe answered it correctly (W only)
+    labels: dict[int, np.ndarray] = field(default_factory=dict)  # tau -> str labels
+    selections: dict[str, np.ndarray] = field(default_factory=dict)  # "P1+W" -> bool mask
+
+    def members(self, tau: int, label: str) -> np.ndarray:
+        return self.sample_id[self.labels[tau] == label]
+
+
+def knowledge_split(correct: Sequence[bool | None], excluded: Sequence[bool]) -> np.ndarray:
+    """Stage 1 (eq. 1): matched -> P, not matched (or undecided by the judge) -> W, bad image -> excluded."""
+    out = np.where(np.asarray([bool(c) for c in correct], dtype=bool), "P", "W").astype(object)
+    out[np.asarray(excluded, dtype=bool)] = EXCLUDED
+    return out
+
+
+def _rows(ids: np.ndarray, wanted: np.ndarray, what: str) -> np.ndarray:
+    """Row of each wanted id in ids (ids unique); an unknown id means the probe log is not this run's."""
+    if len(wanted) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    found = np.zeros(len(wanted), dtype=bool)
+    pos = np.zeros(len(wanted), dtype=np.int64)
+    if len(ids):
+        pos = np.clip(np.searchsorted(ids[order], wanted), 0, len(ids) - 1)
+        found = ids[order][pos] == wanted
+    if not found.all():
+        bad = wanted[~found][:3].tolist()
+        raise ThresherError(f"clipper: probe log names {what} ids {bad} that are not in the input")
+    return order[pos]
+
+
+def compute_subsets(
+    sample_id: Sequence[int],
+    knowledge: Sequence[str],
+    probe_demo: Sequence[int],
+    probe_query: Sequence[int],
+    probe_correct: Sequence[bool | None],
+    *,
+    taus: Sequence[int] = TAUS,
+    unprobed_in_wu: bool = False,
+) -> Subsets:
+    """c(p) (eq. 2-3), P_tau / P_not (eq. 4-5), W_c / W_u (eq. 6-7) and the coresets per tau."""
+    ids = np.asarray(sample_id, dtype=np.int64)
+    kn = np.asarray(knowledge, dtype=object)
+    n = len(ids)
+    demo = np.asarray(probe_demo, dtype=np.int64)
+    query = np.asarray(probe_query, dtype=np.int64)
+    ok = np.asarray([bool(c) for c in probe_correct], dtype=bool)  # None (undecided) = not fixed
+    if not (len(demo) == len(query) == len(ok)):
+        raise ThresherError("clipper: probe log columns differ in length")
+    d_rows, q_rows = _rows(ids, demo, "demonstration"), _rows(ids, query, "query")
+    is_p, is_w = kn == "P", kn == "W"
+    if len(demo) and not (is_p[d_rows].all() and is_w[q_rows].all()):
+        raise ThresherError(
+            "clipper: the probe log pairs samples outside P x W; it belongs to another "
+            "zero-shot result (delete the run's probe/ folder to redo stage 2)"
+        )
+    c_p = np.bincount(d_rows[ok], minlength=n).astype(np.int64)
+    n_probes = np.bincount(q_rows, minlength=n).astype(np.int64)
+    fixed_by: list[list[int]] = [[] for _ in range(n)]
+    for r, d in sorted(zip(q_rows[ok].tolist(), demo[ok].tolist(), strict=True)):
+        fixed_by[r].append(d)
+    out = Subsets(
+        sample_id=ids,
+        knowledge=kn,
+        c_p=np.where(is_p, c_p, -1),
+        n_probes=np.where(is_w, n_probes, -1),
+        fixed_by=fixed_by,
+    )
+    for tau in taus:
+        in_ptau = is_p & (c_p >= tau)
+        fixed = np.zeros(n, dtype=bool)
+        fixed[q_rows[ok & in_ptau[d_rows]]] = True
+        labels = np.full(n, EXCLUDED, dtype=object)
+        labels[is_p] = np.where(in_ptau[is_p], P, P_NOT)
+        probed = n_probes > 0
+        labels[is_w] = np.where(fixed[is_w], W_C, np.where(probed[is_w], W_U, UNPROBED))
+        out.labels[tau] = labels
+        w_u = labels == W_U
+        if unprobed_in_wu:
+            w_u = w_u | (labels == UNPROBED)
+        out.selections[f"P{tau}+W"] = in_ptau | is_w
+        out.selections[f"P{tau}+Wc"] = in_ptau | (labels == W_C)
+        out.selections[f"P{tau}+Wu"] = in_ptau | w_u
+    return out
