@@ -1,0 +1,311 @@
+"""The append-only decision log and the effective selection of a run (algorithm overridden by people).
+
+A decision is one row per (run, sample) in `decisions`; the latest `seq` wins and `clear` means
+"back to the algorithm". Nothing is ever deleted or updated. The effective selection is plain SQL
+over the run's `result` shards joined with the log, so it stays fast at a million samples.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from store.errors import NotFound, ThresherError
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from store.catalog import Catalog
+
+ACTIONS = ("keep", "drop", "clear")
+
+
+def default_author() -> str:
+    try:
+        return os.environ.get("THRESHER_AUTHOR") or getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "unknown"
+
+
+def _q(name: str) -> str:
+    """A SQL identifier, quoted (result columns can be named `P1+W`)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    """A SQL string literal (paths go into read_parquet(), which takes no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------- reading a run folder
+
+
+def load_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(run_dir) / "run.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"{path} does not exist: is {Path(run_dir).name} a Thresher run?") from None
+    except ValueError as exc:
+        raise ThresherError(
+            f"{path} is not valid JSON ({exc}); the run folder is damaged."
+        ) from exc
+
+
+def run_dir_for(catalog: Catalog, con: duckdb.DuckDBPyConnection, run_id: str) -> Path:
+    """The folder of a run: the `runs` row when registered, else `<workspace>/runs/<run_id>`."""
+    rows = con.execute("SELECT path FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if rows:
+        path = Path(rows[0][0])
+        return path if path.is_absolute() else catalog.workspace.root / path
+    path = catalog.workspace.run_dir(run_id)
+    if (path / "run.json").exists():
+        return path
+    raise NotFound(f"no run {run_id!r} in {catalog.workspace.root}; `thresher runs` lists them.")
+
+
+def result_glob(run_dir: str | os.PathLike[str], run: dict[str, Any] | None = None) -> str:
+    """The Parquet glob of a run's selection table; raises when the run has none (yet)."""
+    run = run if run is not None else load_run_json(run_dir)
+    outputs = run.get("outputs")
+    if not outputs:
+        raise ThresherError(
+            f"run {run.get('run_id', Path(run_dir).name)} ({run.get('method')}) selects nothing: "
+            "its run.json has no outputs."
+        )
+    folder = Path(run_dir) / outputs.get("table", "result")
+    if not any(folder.glob("*.parquet")):
+        raise ThresherError(
+            f"run {run.get('run_id', Path(run_dir).name)} has no result yet ({folder} is empty); "
+            "wait for it to finish or resume it."
+        )
+    return str(folder / "*.parquet")
+
+
+def selection_column(run: dict[str, Any], selection: str | None) -> tuple[str, str]:
+    """(selection name, BOOL column of `result`) for a selection name; None = the run's default."""
+    outputs = run.get("outputs") or {}
+    selections: dict[str, str] = outputs.get("selections") or {}
+    name = selection or outputs.get("default_selection") or next(iter(selections), None)
+    if name in selections:
+        return name, selections[name]
+    if name in selections.values():  # a column name given directly
+        return name, name
+    raise NotFound(
+        f"run {run.get('run_id')} has no selection {name!r}; it has: {', '.join(selections) or 'none'}."
+    )
+
+
+# ---------------------------------------------------------------- writing decisions
+
+
+def _run_dataset_id(catalog: Catalog, con: duckdb.DuckDBPyConnection, run_id: str) -> int | None:
+    rows = con.execute("SELECT dataset_id FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if rows:
+        return rows[0][0]
+    run = load_run_json(run_dir_for(catalog, con, run_id))  # raises NotFound for an unknown run
+    return run.get("dataset_id")
+
+
+def record(
+    catalog: Catalog,
+    run_id: str,
+    sample_ids: Iterable[int] | pa.Array | pa.ChunkedArray,
+    action: str,
+    *,
+    scope: str = "sample",
+    author: str | None = None,
+    note: str | None = None,
+) -> int:
+    """Append one decision per sample as ONE Arrow batch; return how many rows were written.
+
+    Undo is `record(..., "clear")`: the sample goes back to the algorithm's choice.
+    """
+    if action not in ACTIONS:
+        raise ThresherError(f"unknown decision {action!r}; use one of {', '.join(ACTIONS)}.")
+    ids = (
+        sample_ids
+        if isinstance(sample_ids, pa.Array | pa.ChunkedArray)
+        else pa.array(list(sample_ids), pa.int64())
+    )
+    ids = pc.unique(ids.cast(pa.int64()))
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if len(ids) == 0:
+        return 0
+    if scope == "sample" and len(ids) > 1:
+        scope = "list"
+    batch = pa.table({"sample_id": ids})
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    with catalog.transaction() as con:
+        dataset_id = _run_dataset_id(catalog, con, run_id)
+        con.register("_decision_batch", batch)
+        try:
+            if dataset_id is not None:
+                unknown = con.execute(
+                    "SELECT b.sample_id FROM _decision_batch b ANTI JOIN "
+                    "(SELECT sample_id FROM samples WHERE dataset_id = ?) s USING (sample_id) LIMIT 5",
+                    [dataset_id],
+                ).fetchall()
+                if unknown:
+                    raise NotFound(
+                        f"sample ids {[r[0] for r in unknown]} are not in the dataset of run "
+                        f"{run_id}; nothing was recorded."
+                    )
+            con.execute(
+                "INSERT INTO decisions SELECT nextval('decision_seq'), ?, sample_id, ?, ?, ?, ?, ? "
+                "FROM _decision_batch",
+                [run_id, action, scope, author or default_author(), now, note],
+            )
+        finally:
+            con.unregister("_decision_batch")
+    return len(ids)
+
+
+def group_sample_ids(run_dir: str | os.PathLike[str], column: str, value: Any) -> pa.Array:
+    """Sample ids of one group (cluster, subset) of a run, read from its result shards."""
+    import duckdb
+
+    run = load_run_json(run_dir)
+    glob = result_glob(run_dir, run)
+    con = duckdb.connect()  # in-memory: reading Parquet needs no catalog
+    try:
+        cols = [
+            r[0]
+            for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(glob)})").fetchall()
+        ]
+        if column not in cols:
+            raise NotFound(
+                f"run {run.get('run_id')} has no column {column!r}; it has: {', '.join(cols)}."
+            )
+        ids = con.sql(
+            f"SELECT sample_id FROM read_parquet({_lit(glob)}) WHERE CAST({_q(column)} AS VARCHAR) = ?",
+            params=[str(value)],
+        ).to_arrow_table()["sample_id"]
+        if len(ids) == 0:
+            values = con.execute(
+                f"SELECT DISTINCT CAST({_q(column)} AS VARCHAR) v FROM read_parquet({_lit(glob)}) "
+                "ORDER BY v LIMIT 12"
+            ).fetchall()
+            raise NotFound(
+                f"run {run.get('run_id')} has no {column} = {value!r}; values include: "
+                f"{', '.join(str(v[0]) for v in values)}."
+            )
+    finally:
+        con.close()
+    return ids.combine_chunks()
+
+
+def record_group(
+    catalog: Catalog,
+    run_id: str,
+    column: str,
+    value: Any,
+    action: str,
+    *,
+    author: str | None = None,
+    note: str | None = None,
+) -> int:
+    """Decide a whole group (`cluster = 7`, `subset_t1 = P_tau`) of a run in one batch."""
+    with catalog.connect() as con:
+        run_dir = run_dir_for(catalog, con, run_id)
+    ids = group_sample_ids(run_dir, column, value)
+    return record(
+        catalog, run_id, ids, action, scope=f"group:{column}={value}", author=author, note=note
+    )
+
+
+# ---------------------------------------------------------------- reading the effective selection
+
+
+def decision_stats(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[int, int | None]:
+    """(number of log entries for the run, highest seq among them or None)."""
+    ((n, last),) = con.execute(
+        "SELECT count(*), max(seq) FROM decisions WHERE run_id = ?", [run_id]
+    ).fetchall()
+    return int(n), last
+
+
+def effective_sql(
+    run_dir: str | os.PathLike[str], selection: str | None = None, *, upto_seq: int | None = None
+) -> tuple[str, list[Any]]:
+    """SQL (and its parameters) yielding `sample_id, algorithmic, override, effective, row` for a run.
+
+    `row` is the position in the result shards (= input.parquet order). Decisions with
+    `seq > upto_seq` are ignored, so a caller can pin the log at the moment it looked.
+    """
+    run = load_run_json(run_dir)
+    glob = result_glob(run_dir, run)
+    _, column = selection_column(run, selection)
+    run_id = run.get("run_id") or Path(run_dir).name
+    limit = "" if upto_seq is None else f" AND seq <= {int(upto_seq)}"
+    sql = f"""
+        WITH r AS (
+            SELECT sample_id, CAST({_q(column)} AS BOOLEAN) AS algorithmic,
+                   row_number() OVER (ORDER BY filename, file_row_number) - 1 AS row
+            FROM read_parquet({_lit(glob)}, filename = true, file_row_number = true)
+        ),
+        d AS (
+            SELECT sample_id, arg_max(action, seq) AS action
+            FROM decisions WHERE run_id = ?{limit} GROUP BY sample_id
+        )
+        SELECT r.sample_id, r.algorithmic,
+               CASE d.action WHEN 'keep' THEN TRUE WHEN 'drop' THEN FALSE END AS override,
+               coalesce(CASE d.action WHEN 'keep' THEN TRUE WHEN 'drop' THEN FALSE END,
+                        r.algorithmic) AS effective,
+               r.row
+        FROM r LEFT JOIN d USING (sample_id)
+    """
+    return sql, [run_id]
+
+
+def effective(
+    con: duckdb.DuckDBPyConnection, run_dir: str | os.PathLike[str], selection: str | None = None
+) -> pa.Table:
+    """Table(sample_id, algorithmic, override, effective) in result order; override NULL = no decision."""
+    sql, params = effective_sql(run_dir, selection)
+    return con.sql(
+        f"SELECT sample_id, algorithmic, override, effective FROM ({sql}) ORDER BY row",
+        params=params,
+    ).to_arrow_table()
+
+
+def effective_counts(
+    con: duckdb.DuckDBPyConnection,
+    run_dir: str | os.PathLike[str],
+    selection: str | None,
+    group_column: str,
+) -> pa.Table:
+    """Table(group, n, kept_algo, kept_effective), one row per value of `group_column`, sorted."""
+    sql, params = effective_sql(run_dir, selection)
+    glob = result_glob(run_dir)
+    return con.sql(
+        f"""
+        SELECT g.{_q(group_column)} AS "group", count(*) AS n,
+               count(*) FILTER (WHERE e.algorithmic) AS kept_algo,
+               count(*) FILTER (WHERE e.effective) AS kept_effective
+        FROM ({sql}) e JOIN read_parquet({_lit(glob)}) g USING (sample_id)
+        GROUP BY 1 ORDER BY 1
+        """,
+        params=params,
+    ).to_arrow_table()
+
+
+def history(con: duckdb.DuckDBPyConnection, run_id: str, sample_id: int | None = None) -> pa.Table:
+    """The log for a run (or one of its samples), oldest first."""
+    where, params = "run_id = ?", [run_id]
+    if sample_id is not None:
+        where, params = where + " AND sample_id = ?", [*params, sample_id]
+    return con.sql(
+        f"SELECT seq, sample_id, action, scope, author, decided_at, note FROM decisions "
+        f"WHERE {where} ORDER BY seq",
+        params=params,
+    ).to_arrow_table()
