@@ -1,9 +1,363 @@
-"""CLI commands: jobs (filled in by its issue)."""
+"""CLI for jobs: `runs`, `attach`, `cancel`, `resume`, and the helpers every method command uses.
+
+A method command (e.g. `thresher run ofa`) decorates itself with `job_options` and calls
+`start_run(...)`; that creates the run folder, then runs it here with Rich progress bars or
+detaches it into its own process session.
+"""
 
 from __future__ import annotations
 
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
+
+from store import runs
+from store.catalog import Catalog
+from store.errors import ThresherError
+from store.workspace import Workspace
+
+
+def job_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds --detach, --seed and --name; the command receives `detach`, `seed`, `name`."""
+
+    @click.option(
+        "--detach",
+        "-d",
+        is_flag=True,
+        help="Run in the background (new process session, log in the run folder); "
+        "watch with `thresher attach RUN`.",
+    )
+    @click.option("--seed", type=int, default=0, show_default=True, help="Run seed.")
+    @click.option(
+        "--name",
+        default=None,
+        metavar="RUN",
+        help="Run id. Default: <method>-<dataset>-<hash of the settings>, so rerunning the same "
+        "command resumes the same run.",
+    )
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def start_run(
+    workspace: Workspace,
+    method: str,
+    dataset: str,
+    config: Any,
+    detach: bool,
+    *,
+    seed: int = 0,
+    name: str | None = None,
+    sample_ids: list[int] | None = None,
+) -> str:
+    """Create (or find, to resume) the run, then run it in the foreground or detached; returns its id."""
+    from selection.jobs import create_run
+
+    catalog = Catalog.open(workspace)
+    run_dir = create_run(
+        catalog, method, dataset, config, seed=seed, run_id=name, sample_ids=sample_ids
+    )
+    launch(catalog, run_dir, detach)
+    return run_dir.name
+
+
+def launch(catalog: Catalog, run_dir: Path, detach: bool) -> str:
+    """Start or resume an existing run folder; returns the status it reached (or "queued" if detached)."""
+    from selection.jobs import JobFailed, prepare_resume, run_job, spawn_worker
+
+    run_id = run_dir.name
+    state = runs.read_status(run_dir)["status"]
+    if state == "done":
+        runs.sync_runs(catalog, only=[run_id])
+        click.echo(f"Run {run_id} is already done; `thresher runs` shows it.")
+        return "done"
+    if runs.is_locked(run_dir):
+        raise ThresherError(
+            f"run {run_id} is already running; `thresher attach {run_id}` to watch it."
+        )
+    if state in ("cancelled", "failed", runs.INTERRUPTED):
+        click.echo(f"Resuming run {run_id} ({state}); finished shards are kept.")
+    if detach:
+        pid = spawn_worker(run_dir)
+        runs.sync_runs(catalog, only=[run_id])
+        click.echo(
+            f"Started run {run_id} in the background (PID {pid}, log {run_dir / runs.LOG}).\n"
+            f"Watch it: thresher attach {run_id}    Stop it: thresher cancel {run_id}"
+        )
+        return "queued"
+    prepare_resume(run_dir)
+    try:
+        with StageBars() as bars:
+            status = run_job(run_dir, on_event=bars.update)
+    except JobFailed:
+        runs.sync_runs(catalog, only=[run_id])
+        raise
+    except KeyboardInterrupt:
+        runs.sync_runs(catalog, only=[run_id])
+        click.echo(f"Stopped; `thresher resume {run_id}` continues where it left off.", err=True)
+        raise
+    runs.sync_runs(catalog, only=[run_id])
+    if status == "cancelled":
+        click.echo(f"Run {run_id} cancelled; `thresher resume {run_id}` continues it.")
+    else:
+        _print_done(run_dir)
+    return status
+
+
+def _print_done(run_dir: Path) -> None:
+    summary = runs.result_summary(run_dir, runs.read_run_json(run_dir))
+    selected = summary.get("selected") or {}
+    extra = ", ".join(f"{k}: {v}/{summary.get('rows')}" for k, v in selected.items())
+    click.echo(f"Run {run_dir.name} done{' (' + extra + ')' if extra else ''}.")
+
+
+# ---------------------------------------------------------------- Rich views
+
+
+def _fmt_rate(sp: runs.StageProgress) -> str:
+    return f"{sp.rate:,.1f} {sp.unit}/s" if sp.rate else ""
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    return f"ETA {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class StageBars:
+    """Foreground progress: one Rich bar per stage, fed by the runner's events."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<12}"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} {task.fields[unit]}"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[eta]}"),
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> StageBars:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, event: dict[str, Any]) -> None:
+        stage = event.get("stage")
+        if not stage or event.get("done") is None:
+            return
+        sp = runs.StageProgress(stage)
+        runs.fold_events([event], {stage: sp})
+        fields = {"unit": sp.unit, "rate": _fmt_rate(sp), "eta": _fmt_eta(sp.eta_s)}
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=sp.total, **fields)
+        self.progress.update(self.tasks[stage], completed=sp.done, total=sp.total, **fields)
+
+
+def runs_table(found: list[runs.RunInfo], now: float) -> Any:
+    from datetime import datetime, timezone
+
+    from rich.table import Table
+
+    colour = {"done": "green", "failed": "red", "running": "cyan", runs.INTERRUPTED: "yellow"}
+    table = Table(title="Runs", header_style="bold")
+    for col in ("run", "method", "dataset", "status", "progress", "selected", "age"):
+        table.add_column(
+            col, justify="right" if col in ("selected", "age") else "left", no_wrap=col == "run"
+        )
+    for run in found:
+        cur = run.current_stage
+        progress = ""
+        if cur is not None and run.state != "done":
+            total = f"/{cur.total:,}" if cur.total is not None else ""
+            progress = f"{cur.stage} {cur.done:,}{total}"
+        selected = ""
+        if run.state == "done":
+            summary = runs.result_summary(run.path, run.meta)
+            default = (run.meta.get("outputs") or {}).get("default_selection")
+            if default in summary.get("selected", {}):
+                selected = f"{summary['selected'][default]:,}/{summary['rows']:,}"
+        try:
+            created = datetime.fromisoformat(run.meta["created_at"]).replace(tzinfo=timezone.utc)
+            age = _fmt_age(now - created.timestamp())
+        except (KeyError, ValueError):
+            age = "?"
+        state = run.state
+        table.add_row(
+            run.run_id,
+            run.meta.get("method", "?"),
+            run.meta.get("dataset", "?"),
+            f"[{colour.get(state, 'white')}]{state}[/]",
+            progress,
+            selected,
+            age,
+        )
+    return table
+
+
+def _fmt_age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _log_tail(run_dir: Path, lines: int = 6) -> list[str]:
+    try:
+        with open(run_dir / runs.LOG, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 4096))
+            text = fh.read().decode(errors="replace")
+    except FileNotFoundError:
+        return []
+    return text.splitlines()[-lines:]
+
+
+def attach_view(run_dir: Path, info: dict[str, Any], stages: dict[str, runs.StageProgress]) -> Any:
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    for _ in range(5):
+        grid.add_column()
+    for sp in stages.values():
+        total = sp.total or 0
+        grid.add_row(
+            f"[bold]{sp.stage}",
+            ProgressBar(total=total or None, completed=sp.done, width=40),
+            f"{sp.done:,}/{total:,} {sp.unit}",
+            _fmt_rate(sp),
+            "done" if sp.finished else _fmt_eta(sp.eta_s),
+        )
+    parts: list[Any] = [grid]
+    for gpu in info.get("gpu") or []:
+        mem = gpu["mem_used"] / max(gpu["mem_total"], 1)
+        power = f"{gpu['power_w']:.0f} W" if gpu.get("power_w") is not None else ""
+        parts.append(
+            f"GPU{gpu['index']} {gpu['name']}: util {gpu['util']:3d}%  "
+            f"mem {gpu['mem_used'] / 2**30:.1f}/{gpu['mem_total'] / 2**30:.1f} GiB ({mem:.0%})  {power}"
+        )
+    parts.append(Panel("\n".join(_log_tail(run_dir)) or "(no log yet)", title="job.log"))
+    title = f"{run_dir.name}: {info['status']}  (Ctrl-C detaches; the job keeps running)"
+    return Panel(Group(*parts), title=title)
+
+
+def attach(run_dir: Path, poll_s: float = 0.5) -> str | None:
+    """Live view until the run stops (returns its status) or Ctrl-C (returns None)."""
+    from rich.live import Live
+
+    stages: dict[str, runs.StageProgress] = {}
+    offset = 0
+    info: dict[str, Any] = {}
+    try:
+        with Live(refresh_per_second=4, transient=False) as live:
+            while True:
+                events, offset = runs.read_events(run_dir, offset)
+                runs.fold_events(events, stages)
+                for ev in events:
+                    if "gpu" in ev:
+                        info["gpu"] = ev["gpu"]
+                info["status"] = runs.read_status(run_dir)["status"]
+                live.update(attach_view(run_dir, info, stages))
+                if info["status"] in runs.FINISHED or info["status"] == runs.INTERRUPTED:
+                    return info["status"]
+                time.sleep(poll_s)
+    except KeyboardInterrupt:
+        return None
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _workspace_catalog(ctx: click.Context) -> Catalog:
+    workspace: Workspace = ctx.obj
+    if not workspace.exists():
+        raise ThresherError(
+            f"no workspace at {workspace.root}; create one with `thresher init` or `thresher demo`."
+        )
+    return Catalog.open(workspace)
+
+
+@click.command("runs")
+@click.option("--all", "show_all", is_flag=True, help="Show every run (default: the latest 30).")
+@click.pass_context
+def runs_command(ctx: click.Context, show_all: bool) -> None:
+    """List runs: status (interrupted = its process died; resume it), progress, selection size."""
+    catalog = _workspace_catalog(ctx)
+    runs.sync_runs(catalog)
+    found = runs.list_runs(catalog.workspace.runs_dir)
+    if not found:
+        click.echo("No runs yet; start one with `thresher run ofa|clipper ...`.")
+        return
+    from rich.console import Console
+
+    Console().print(runs_table(found if show_all else found[:30], time.time()))
+
+
+@click.command("attach")
+@click.argument("run")
+@click.pass_context
+def attach_command(ctx: click.Context, run: str) -> None:
+    """Watch a run live (stage bars, rate, ETA, GPU meters, log). Ctrl-C leaves it running."""
+    catalog = _workspace_catalog(ctx)
+    run_dir = runs.resolve_run_dir(catalog.workspace.runs_dir, run)
+    state = attach(run_dir)
+    runs.sync_runs(catalog, only=[run_dir.name])
+    if state is None:
+        click.echo(f"Detached; run {run_dir.name} keeps going.")
+    else:
+        click.echo(f"Run {run_dir.name}: {state}.")
+
+
+@click.command("cancel")
+@click.argument("run")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until it stopped.")
+@click.pass_context
+def cancel_command(ctx: click.Context, run: str, wait: bool) -> None:
+    """Stop a run after its current shard; `thresher resume RUN` continues it later."""
+    catalog = _workspace_catalog(ctx)
+    run_dir = runs.resolve_run_dir(catalog.workspace.runs_dir, run)
+    state = runs.read_status(run_dir)["status"]
+    if state in runs.FINISHED or state == runs.INTERRUPTED:
+        click.echo(f"Run {run_dir.name} is not running ({state}).")
+        return
+    pid = runs.request_cancel(run_dir)
+    click.echo(f"Cancel requested for {run_dir.name}" + (f" (PID {pid})." if pid else "."))
+    if wait:
+        while runs.is_locked(run_dir) or runs.read_status(run_dir)["status"] == "queued":
+            time.sleep(0.1)
+            if runs.read_status(run_dir)["status"] == runs.INTERRUPTED:
+                break
+        click.echo(f"Run {run_dir.name}: {runs.read_status(run_dir)['status']}.")
+    runs.sync_runs(catalog, only=[run_dir.name])
+
+
+@click.command("resume")
+@click.argument("run")
+@click.option("--detach", "-d", is_flag=True, help="Resume in the background.")
+@click.pass_context
+def resume_command(ctx: click.Context, run: str, detach: bool) -> None:
+    """Continue an interrupted, cancelled or failed run; finished shards are not recomputed."""
+    catalog = _workspace_catalog(ctx)
+    launch(catalog, runs.resolve_run_dir(catalog.workspace.runs_dir, run), detach)
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the top-level group."""
+    for command in (runs_command, attach_command, cancel_command, resume_command):
+        cli.add_command(command)

@@ -1,0 +1,24 @@
+"""Fixtures for the job runner tests: a catalog with a small dataset and the `sleepy` method."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+import tests.helpers.jobs as sleepy
+
+
+@pytest.fixture
+def toy(catalog):
+    """A catalog holding dataset `toy` (24 samples)."""
+    sleepy.make_dataset(catalog, "toy", 24)
+    return catalog
+
+
+def shard_hashes(run_dir) -> dict[str, str]:
+    """sha256 of every shard file of a run, keyed by its path inside the run."""
+    out = {}
+    for path in sorted(run_dir.glob("*/part-*")):
+        out[str(path.relative_to(run_dir))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
