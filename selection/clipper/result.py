@@ -1,0 +1,135 @@
+"""CLIPPER's last stage: one `result` row per input sample, the coreset columns, and summary.json."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from selection.clipper.config import TAUS, ClipperConfig, selection_names
+from selection.jobs.stage import Shard, single_shard
+
+SUMMARY = "summary.json"
+MID_PPL = "mid-ppl"
+
+
+def outputs(config: ClipperConfig) -> dict[str, Any]:
+    """run.json["outputs"]: how the store and the TUI read a CLIPPER run (see docs/clipper.md)."""
+    selections = {name: name for name in selection_names()}
+    if config.perplexity:
+        selections[MID_PPL] = MID_PPL
+    return {
+        "table": "result",
+        "groups": [{"column": f"subset_t{t}", "label": f"Subset (tau={t})"} for t in TAUS]
+        + [{"column": "knowledge", "label": "Zero-shot (P / W)"}],
+        "scores": ["log_ppl", "c_p", "n_probes"] if config.perplexity else ["c_p", "n_probes"],
+        "selections": selections,
+        "default_selection": config.default_selection,
+        "summary": SUMMARY,
+    }
+
+
+class ResultStage:
+    """Subsets (pure functions of the zero-shot and probe logs), mid-ppl baseline, Fig. 4 summary."""
+
+    name, unit = "result", "samples"
+
+    def __init__(self, config: ClipperConfig) -> None:
+        self.config = config
+
+    def plan(self, ctx: Any) -> list[Shard]:
+        return single_shard(ctx.input().num_rows, ctx.seed, self.name)
+
+    def run_shard(self, ctx: Any, shard: Shard) -> Any:
+        import numpy as np
+        import pyarrow as pa
+
+        from selection.clipper.baselines import middle_band
+        from selection.clipper.perplexity import summarize
+        from selection.clipper.stages import zero_shot_split
+        from selection.clipper.subsets import compute_subsets
+        from store.runs import write_json_atomic
+
+        c = self.config
+        ids, kn = zero_shot_split(ctx)
+        if ids.tolist() != ctx.input()["sample_id"].to_pylist():
+            raise RuntimeError("zeroshot shards are not row-aligned with input.parquet")
+        zs = ctx.read_stage("zeroshot")
+        probe = ctx.read_stage("probe")
+        s = compute_subsets(
+            ids,
+            kn,
+            probe["demo_id"].to_pylist(),
+            probe["query_id"].to_pylist(),
+            probe["correct"].to_pylist(),
+            unprobed_in_wu=c.unprobed_in_wu,
+        )
+        lp = np.full(len(ids), np.nan)
+        if c.perplexity:
+            col = ctx.read_stage("perplexity")["log_ppl"].to_pylist()
+            lp = np.array([math.nan if v is None else v for v in col], dtype=float)
+        selections = dict(s.selections)
+        has_ppl = bool(np.isfinite(lp).any())
+        mid_size = int(selections[c.mid_ppl_reference].sum())
+        if c.perplexity:
+            selections[MID_PPL] = (
+                middle_band(lp, ids, mid_size) if has_ppl else np.zeros(len(ids), bool)
+            )
+        is_p, is_w = kn == "P", kn == "W"
+        groups: dict[str, dict[str, Any]] = {"knowledge": {"P": is_p, "W": is_w}}
+        for tau in TAUS:
+            groups[f"subsets_t{tau}"] = {
+                lab: s.labels[tau] == lab for lab in ("P", "P_not", "W_c", "W_u", "unprobed")
+            }
+        groups["selections"] = selections
+        summary = summarize(lp, groups, bins=c.hist_bins) if has_ppl else {"metric": "log_ppl"}
+        summary.update(
+            {
+                "available": has_ppl,
+                "n_input": len(ids),
+                "counts": _counts(s, kn, selections),
+                "zero_shot_accuracy": _rate(is_p.sum(), (is_p | is_w).sum()),
+                "probes": len(probe),
+                "probe_accuracy": _rate(
+                    sum(bool(x) for x in probe["correct"].to_pylist()), len(probe)
+                ),
+                "mid_ppl": {"reference": c.mid_ppl_reference, "size": mid_size}
+                if c.perplexity
+                else None,
+                "params": c.to_dict(),
+            }
+        )
+        # summary.json first: a present result shard then always has its summary beside it.
+        write_json_atomic(ctx.run_dir / SUMMARY, summary)
+        cols: dict[str, Any] = {
+            "sample_id": pa.array(ids, pa.int64()),
+            "zs_response": zs["response"],
+            "zs_correct": zs["correct"],
+            "excluded": zs["excluded"],
+            "knowledge": pa.array(kn.tolist(), pa.string()),
+            "c_p": pa.array([int(x) if x >= 0 else None for x in s.c_p], pa.int32()),
+            "n_probes": pa.array([int(x) if x >= 0 else None for x in s.n_probes], pa.int32()),
+            "fixed_by": pa.array(s.fixed_by, pa.list_(pa.int64())),
+        }
+        for tau in TAUS:
+            cols[f"subset_t{tau}"] = pa.array(s.labels[tau].tolist(), pa.string())
+        cols["log_ppl"] = pa.array(
+            [None if not math.isfinite(v) else float(v) for v in lp], pa.float64()
+        )
+        for name, mask in selections.items():
+            cols[name] = pa.array(np.asarray(mask, bool))
+        return pa.table(cols)
+
+
+def _rate(num: Any, den: Any) -> float | None:
+    return round(float(num) / float(den), 6) if den else None
+
+
+def _counts(s: Any, kn: Any, selections: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: int((kn == k).sum()) for k in ("P", "W", "excluded")}
+    for tau in TAUS:
+        labels = s.labels[tau].tolist()
+        out[f"t{tau}"] = {
+            lab: labels.count(lab) for lab in ("P", "P_not", "W_c", "W_u", "unprobed")
+        }
+    out["selections"] = {name: int(mask.sum()) for name, mask in selections.items()}
+    return out
