@@ -122,10 +122,10 @@ def snapshot_input(
                     f"sample ids not in dataset {dataset_id}: {ids}; pass ids from that dataset."
                 )
             query = (
-                f"SELECT {INPUT_COLUMNS} FROM samples WHERE dataset_id = ? "
+                f"SELECT {INPUT_COLUMNS} FROM samples WHERE dataset_id = $1 "
                 "AND sample_id IN (SELECT sample_id FROM _thresher_subset) ORDER BY sample_id"
             )
-            table = con.execute(query, [dataset_id]).to_arrow_table()
+            table = con.sql(query, params=[dataset_id]).to_arrow_table()
         finally:
             con.unregister("_thresher_subset")
         write_parquet_atomic(table, dest)
@@ -163,7 +163,7 @@ def _read_status_file(run_dir: Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def hold_run_lock(run_dir: Path, wait_s: float = 2.0) -> Iterator[None]:
+def hold_run_lock(run_dir: Path, wait_s: float = 0.25) -> Iterator[None]:
     """Exclusive lock a job holds while it runs; the kernel drops it when the process dies (even kill -9)."""
     fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + wait_s

@@ -22,3 +22,21 @@ def shard_hashes(run_dir) -> dict[str, str]:
     for path in sorted(run_dir.glob("*/part-*")):
         out[str(path.relative_to(run_dir))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
+
+
+def wait_for(predicate, timeout: float = 15.0, every: float = 0.02):
+    """Poll until `predicate()` is truthy; fails the test after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        time.sleep(every)
+
+
+def n_shards(run_dir, stage: str = "score") -> int:
+    return len(list((run_dir / stage).glob("part-*.parquet")))
