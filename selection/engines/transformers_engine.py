@@ -77,8 +77,9 @@ class TransformersEngine:
         tok.padding_side = "left"  # generation appends on the right
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        if getattr(self.model.config, "name_or_path", "").startswith("demo model"):
-            log.warning("%s is a demo model: reads text, not images", self.model_id)
+        self.demo_label = getattr(self.model.config, "thresher_demo", None)
+        if self.demo_label:
+            log.warning("%s is the %s", self.model_id, self.demo_label)
 
     # -- prompts -------------------------------------------------------------------------
 
