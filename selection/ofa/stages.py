@@ -237,6 +237,7 @@ def result_table(
     selected: np.ndarray,
     excluded: np.ndarray,
     score_name: str = "confidence",
+    clustered: bool = True,
 ) -> pa.Table:
     """The `result` shard: one row per input sample, nulls where a sample was excluded."""
     from selection.ofa.encode import exclusion_reason
@@ -247,11 +248,12 @@ def result_table(
         for i in range(len(labels))
     ]
     ok = ~excluded
+    no_cluster = ~ok if clustered else np.ones(len(labels), bool)
     return pa.table(
         {
             "sample_id": inp.column("sample_id"),
-            "cluster": pa.array(labels.astype(np.int32), pa.int32(), mask=~ok),
-            "distance": pa.array(dist.astype(np.float32), pa.float32(), mask=~ok),
+            "cluster": pa.array(labels.astype(np.int32), pa.int32(), mask=no_cluster),
+            "distance": pa.array(dist.astype(np.float32), pa.float32(), mask=no_cluster),
             "in_core": pa.array(in_core & ok, pa.bool_()),
             score_name: pa.array(score.astype(np.float32), pa.float32(), mask=~ok),
             "rank_in_cluster": pa.array(rank.astype(np.int32), pa.int32(), mask=~ok),

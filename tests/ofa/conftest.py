@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ def tiny_encode(**kw):
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def ofa_ws(tmp_path_factory):
     """A workspace with `demo` (160 samples, seed 0) and `other` (90 samples, seed 1)."""
     import torch
@@ -34,3 +35,39 @@ def ofa_ws(tmp_path_factory):
     ingest(catalog, build_demo(root / "demo", n=160, seed=0), name="demo")
     ingest(catalog, build_demo(root / "other", n=90, seed=1), name="other")
     return ws, catalog
+
+
+K, RATIO, EPOCHS = 4, 0.15, 3
+
+
+def config(**kw):
+    from selection.ofa.config import OFAConfig
+
+    base = dict(encode=tiny_encode(), k=K, epochs=EPOCHS, ratio=RATIO, lr=1e-2, hidden=32)
+    base.update(kw)
+    return OFAConfig(**base)
+
+
+def run(catalog, method, dataset, cfg, run_id=None):
+    """Create and run a run in this process through the real job runner."""
+    import selection.ofa.baselines  # noqa: F401  (registers baseline:*)
+    import selection.ofa.stages  # noqa: F401  (registers ofa, ofa-apply)
+    from selection.jobs import create_run, run_job
+
+    run_dir = create_run(catalog, method, dataset, cfg, seed=cfg.seed, run_id=run_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the random-weights warning is expected here
+        assert run_job(run_dir, handle_signals=False) == "done"
+    return run_dir
+
+
+def result(run_dir):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(run_dir / "result").to_pydict()
+
+
+@pytest.fixture(scope="package")
+def ofa_run(ofa_ws):
+    ws, catalog = ofa_ws
+    return run(catalog, "ofa", "demo", config(), run_id="ofa-main")

@@ -13,38 +13,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tests.ofa.conftest import tiny_encode
-
-K, RATIO, EPOCHS = 4, 0.15, 3
-
-
-def _config(**kw):
-    from selection.ofa.config import OFAConfig
-
-    base = dict(encode=tiny_encode(), k=K, epochs=EPOCHS, ratio=RATIO, lr=1e-2, hidden=32)
-    base.update(kw)
-    return OFAConfig(**base)
-
-
-def _run(catalog, method, dataset, config, run_id=None):
-    import selection.ofa.stages  # noqa: F401  (registers ofa, ofa-apply)
-    from selection.jobs import create_run, run_job
-
-    run_dir = create_run(catalog, method, dataset, config, seed=config.seed, run_id=run_id)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the random-weights warning is expected here
-        assert run_job(run_dir, handle_signals=False) == "done"
-    return run_dir
-
-
-def _result(run_dir):
-    return pq.read_table(run_dir / "result").to_pydict()
-
-
-@pytest.fixture(scope="module")
-def ofa_run(ofa_ws):
-    ws, catalog = ofa_ws
-    return _run(catalog, "ofa", "demo", _config(), run_id="ofa-main")
+from tests.ofa.conftest import EPOCHS, RATIO, K
+from tests.ofa.conftest import config as _config
+from tests.ofa.conftest import result as _result
+from tests.ofa.conftest import run as _run
 
 
 def test_result_has_the_contract_columns_and_outputs(ofa_run):
