@@ -1,0 +1,105 @@
+"""The jobs commands as a user runs them: runs, attach (and Ctrl-C), cancel, resume, start_run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from selection.jobs import create_run, spawn_worker
+from store import runs
+from store.errors import ThresherError
+from tests.helpers.jobs import SleepyConfig
+from tests.jobs.conftest import n_shards, wait_for
+from tui.cli import cli, main
+from tui.cli.jobs import start_run
+
+
+def _invoke(workspace, *args):
+    result = CliRunner().invoke(cli, ["-w", str(workspace.root), *args], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def test_start_run_foreground_then_same_command_resumes(toy, workspace, capsys):
+    run_id = start_run(workspace, "sleepy", "toy", SleepyConfig(sleep_s=0), False, seed=2)
+    out = capsys.readouterr().out
+    assert f"Run {run_id} done (default: " in out
+    assert start_run(workspace, "sleepy", "toy", SleepyConfig(sleep_s=0), False, seed=2) == run_id
+    assert "already done" in capsys.readouterr().out
+    listing = _invoke(workspace, "runs")
+    assert run_id in listing and "done" in listing
+    summary = runs.result_summary(
+        workspace.run_dir(run_id), runs.read_run_json(workspace.run_dir(run_id))
+    )
+    assert f"{summary['selected']['default']}/24" in listing
+
+
+def test_user_errors_are_one_line_exit_2(toy, workspace, capsys):
+    start_run(workspace, "sleepy", "toy", SleepyConfig(sleep_s=0), False, name="n")
+    with pytest.raises(ThresherError, match="already exists with other settings"):
+        start_run(workspace, "sleepy", "toy", SleepyConfig(sleep_s=0), False, name="n", seed=5)
+    with pytest.raises(SystemExit) as exc:
+        main(["-w", str(workspace.root), "resume", "nosuch"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no run 'nosuch'") and err.count("\n") == 1
+
+
+def test_attach_follows_a_run_to_the_end(toy, workspace):
+    run_dir = create_run(toy, "sleepy", "toy", SleepyConfig(sleep_s=0.1), seed=0, run_id="att")
+    spawn_worker(run_dir)
+    out = _invoke(workspace, "attach", "att")
+    assert "Run att: done." in out
+    for stage in ("score", "embeddings", "result"):
+        assert stage in out
+
+
+def test_ctrl_c_in_attach_leaves_the_job_running(toy, workspace):
+    run_dir = create_run(toy, "sleepy", "toy", SleepyConfig(sleep_s=0.25), seed=0, run_id="bg")
+    spawn_worker(run_dir)
+    wait_for(lambda: runs.read_status(run_dir)["status"] == "running")
+    attach = subprocess.Popen(
+        [sys.executable, "-m", "tui", "-w", str(workspace.root), "attach", "bg"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    attach.send_signal(signal.SIGINT)
+    out, err = attach.communicate(timeout=30)
+    assert attach.returncode == 0, err
+    assert "Detached; run bg keeps going." in out
+    assert runs.read_status(run_dir)["status"] == "running"
+    wait_for(lambda: runs.read_status(run_dir)["status"] == "done", timeout=30)
+
+
+def test_cancel_runs_resume_commands(toy, workspace):
+    run_dir = create_run(toy, "sleepy", "toy", SleepyConfig(sleep_s=0.15), seed=0, run_id="c")
+    spawn_worker(run_dir)
+    wait_for(lambda: n_shards(run_dir) >= 1)
+    out = _invoke(workspace, "cancel", "c")
+    assert "Cancel requested for c" in out and "Run c: cancelled." in out
+    assert "cancelled" in _invoke(workspace, "runs")
+    assert "is not running (cancelled)" in _invoke(workspace, "cancel", "c")
+    out = _invoke(workspace, "resume", "c")
+    assert "Resuming run c (cancelled)" in out and "Run c done" in out
+    assert n_shards(run_dir) == 6
+
+
+def test_runs_shows_interrupted_and_resume_detached(toy, workspace):
+    run_dir = create_run(toy, "sleepy", "toy", SleepyConfig(sleep_s=0.15), seed=0, run_id="k")
+    pid = spawn_worker(run_dir)
+    wait_for(lambda: n_shards(run_dir) >= 1)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: runs.read_status(run_dir)["status"] == runs.INTERRUPTED)
+    listing = _invoke(workspace, "runs")
+    assert "interrupted" in listing and "score" in listing
+    out = _invoke(workspace, "resume", "k", "--detach")
+    assert "Resuming run k (interrupted)" in out and "in the background" in out
+    wait_for(lambda: runs.read_status(run_dir)["status"] == "done", timeout=30)
