@@ -1,0 +1,164 @@
+"""The workstation app: wires screens together, owns the decision writer, F1 help and the command palette."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+
+from textual.app import App
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+
+from store.catalog import Catalog
+from store.errors import ThresherError
+from store.workspace import Workspace
+from tui.data.decisions import Decision, DecisionWriter
+from tui.data.run_view import RunView
+from tui.data.workspace_view import list_runs
+from tui.screens.home import HomeScreen
+from tui.widgets.dialogs import HelpScreen, help_text
+
+
+class ThresherCommands(Provider):
+    """Palette entries spoken as "category: action" (posting's convention)."""
+
+    def commands(self) -> Iterable[tuple[str, object, str]]:
+        app = self.app
+        assert isinstance(app, ThresherApp)
+        yield "view: home", app.go_home, "Datasets and runs"
+        yield "run: start a new run", app.open_start_run, "Method, dataset, parameters"
+        yield "help: keys for the focused widget", app.action_help, "Same as F1"
+        for run in list_runs(app.workspace):
+            if run.has_result:
+                yield (
+                    f"browse: {run.run_id}",
+                    partial(app.open_browser, run.run_id),
+                    "Groups and samples",
+                )
+                yield (
+                    f"export: {run.run_id}",
+                    partial(app.open_export, run.run_id),
+                    "Write a manifest",
+                )
+            yield (
+                f"monitor: {run.run_id}",
+                partial(app.open_monitor, run.run_id),
+                "Progress and log",
+            )
+        yield (
+            "compare: selections of all runs",
+            partial(app.open_compare, None),
+            "Overlap, histograms",
+        )
+
+    async def discover(self) -> Hits:
+        for name, callback, help in self.commands():
+            yield Hit(1.0, name, callback, help=help)  # type: ignore[arg-type]
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help in self.commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help)  # type: ignore[arg-type]
+
+
+class ThresherApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "Thresher"
+    COMMANDS = App.COMMANDS | {ThresherCommands}
+    BINDINGS = [
+        Binding("f1", "help", "Help", id="app.help", tooltip="Help for the focused widget"),
+        Binding("ctrl+q", "quit", "Quit", show=False, id="app.quit_ctrl"),
+    ]
+
+    def __init__(
+        self, workspace: Workspace, image_mode: str = "none", open_run: str | None = None
+    ) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.image_mode = image_mode
+        self.open_run = open_run
+        self.catalog = Catalog.open(workspace)
+        self.writer = DecisionWriter(self.catalog, self._decision_done)
+        self._views: dict[str, RunView] = {}
+
+    def on_mount(self) -> None:
+        self.push_screen(HomeScreen())
+        if self.open_run:
+            self.open_browser(self.open_run)
+
+    def _decision_done(self, decision: Decision, error: BaseException | None) -> None:
+        if error is not None:
+            self.call_from_thread(
+                self.notify,
+                f"decision NOT saved ({decision.action}): {error}",
+                severity="error",
+                timeout=10,
+            )
+
+    def view(self, run_id: str) -> RunView:
+        if run_id not in self._views:
+            self._views[run_id] = RunView(self.workspace, run_id)
+        return self._views[run_id]
+
+    def _guard(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except ThresherError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+
+    # ---------------------------------------------------------------- navigation
+
+    def go_home(self) -> None:
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def open_browser(self, run_id: str) -> None:
+        from tui.screens.browser import BrowserScreen
+
+        self._guard(lambda: self.push_screen(BrowserScreen(self.view(run_id))))
+
+    def open_detail(self, view: RunView, rid: int) -> None:
+        from tui.screens.detail import DetailScreen
+
+        self.push_screen(DetailScreen(view, rid))
+
+    def open_monitor(self, run_id: str) -> None:
+        from tui.screens.monitor import MonitorScreen
+
+        self._guard(lambda: self.push_screen(MonitorScreen(self.workspace.runs_dir, run_id)))
+
+    def open_export(self, run_id: str) -> None:
+        from tui.screens.export import ExportScreen
+
+        self._guard(lambda: self.push_screen(ExportScreen(self.view(run_id))))
+
+    def open_compare(self, run_ids: list[str] | None) -> None:
+        from tui.screens.compare import CompareScreen
+
+        ids = (
+            run_ids
+            if run_ids is not None
+            else [r.run_id for r in list_runs(self.workspace) if r.has_result]
+        )
+        self._guard(lambda: self.push_screen(CompareScreen([self.view(r) for r in ids])))
+
+    def open_start_run(self) -> None:
+        from tui.screens.start_run import StartRunScreen
+
+        self.push_screen(StartRunScreen())
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(help_text(self.focused, self.screen)))
+
+    def on_unmount(self) -> None:
+        self.writer.close()
+        for view in self._views.values():
+            view.close()
+
+    async def action_quit(self) -> None:
+        self.writer.flush()  # every decision already shown is on disk before we go
+        self.exit()

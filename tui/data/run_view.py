@@ -1,0 +1,397 @@
+"""One run opened for browsing: an in-memory DuckDB over its Parquet files, keyset pages, groups, overrides.
+
+The run's `input.parquet` and `result/` shards are read once into an in-memory table `base`
+(row-aligned, so a positional join, no hash join). The current filter and sort are
+materialised as `ord_<n>(rn, rid)`; a page is the rows with `rn` in [start, start + n) — the
+key is the position in the ordering, so page k costs the same at the top and at the end (row
+group min/max pruning), unlike OFFSET. Human overrides live in `ovr(rid, action)`, loaded from
+the catalog's decision log at open and updated in memory as the user decides (the catalog write
+is the DecisionWriter's job), so the catalog lock is never held while browsing.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from store import runs as run_files
+from store.catalog import Catalog
+from store.errors import NotFound, ThresherError
+from store.workspace import Workspace
+from tui.data.sql import arrow, one, rows
+from tui.data.workspace_view import result_files
+
+STATES = ("all", "kept", "dropped", "overridden", "not overridden")
+KNOWN_CORE_COLUMNS = ("core_set", "in_core_set", "core")
+EFFECTIVE = "CASE o.action WHEN 'keep' THEN true WHEN 'drop' THEN false ELSE b.algo END"
+
+
+def q(name: str) -> str:
+    """Quote a column name that comes from run.json (CLIPPER's selections are called e.g. P1+W)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    rid: int
+    sample_id: int
+    question: str
+    answer: str
+    algo: bool  # the method's choice
+    override: str | None  # keep | drop | None
+    effective: bool
+    scores: tuple[float | None, ...]  # in RunView.scores order
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """A browsable set of samples: a value of a group column, or a selection (bool column)."""
+
+    kind: str  # "group" | "selection" | "all"
+    column: str = ""
+    value: Any = None
+
+    def label(self) -> str:
+        if self.kind == "all":
+            return "all samples"
+        if self.kind == "selection":
+            return f"selection {self.column}"
+        return f"{self.column}={self.value}"
+
+    def scope(self) -> str:
+        """The decision log's `scope` value for a bulk decision over this set."""
+        if self.kind == "selection":
+            return f"group:selection={self.column}"
+        return f"group:{self.column}={self.value}"
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    key: GroupKey
+    size: int
+    kept: int  # effective keeps
+    algo_kept: int
+    mean_confidence: float | None
+    core_set: int | None
+
+
+@dataclass(frozen=True)
+class Query:
+    sort: str | None = None  # a score column; None = input order
+    descending: bool = False
+    text: str = ""
+    state: str = "all"
+    group: GroupKey | None = None
+
+
+class RunView:
+    """The read side of one run; thread-safe (workers build orderings while the UI pages)."""
+
+    def __init__(self, workspace: Workspace, run: str) -> None:
+        self.workspace = workspace
+        self.run_dir = run_files.resolve_run_dir(workspace.runs_dir, run)
+        self.meta = run_files.read_run_json(self.run_dir)
+        self.run_id: str = self.meta.get("run_id", self.run_dir.name)
+        outputs = self.meta.get("outputs")
+        if not outputs:
+            raise NotFound(f"run {self.run_id} has no selection to browse (outputs is null).")
+        self.outputs = outputs
+        self.files = result_files(self.run_dir, outputs)
+        if not self.files:
+            raise NotFound(
+                f"run {self.run_id} has no result shards yet under {self.run_dir / outputs.get('table', 'result')}; "
+                "open its monitor (m) and come back when it is done."
+            )
+        self.group_columns: list[str] = [g["column"] for g in outputs.get("groups") or []]
+        self.group_labels = {
+            g["column"]: g.get("label", g["column"]) for g in outputs.get("groups") or []
+        }
+        self.selections: dict[str, str] = dict(outputs.get("selections") or {})
+        self.default_selection = outputs.get("default_selection") or "default"
+        self.algo_column = self.selections.get(self.default_selection) or next(
+            iter(self.selections.values()), None
+        )
+        self._lock = threading.Lock()
+        self._con = duckdb.connect()
+        rows(self._con, "SET preserve_insertion_order = true")
+        self._generation = 0
+        self._ord: str | None = None  # None = input order, no filter
+        self.n_rows = 0
+        self.total_rows = 0
+        self.query = Query()
+        self.last_seq = 0
+        self._load()
+        self.scores: list[str] = [s for s in outputs.get("scores") or [] if s in self.columns]
+        self.core_column = next((c for c in KNOWN_CORE_COLUMNS if c in self.columns), None)
+
+    # ---------------------------------------------------------------- loading
+
+    def _load(self) -> None:
+        con = self._con
+        inp = str(self.run_dir / run_files.INPUT)
+        res = [str(p) for p in self.files]
+        result_cols = [
+            r[0]
+            for r in rows(con, "DESCRIBE SELECT * FROM read_parquet(?)", [res])
+            if r[0] != "sample_id"
+        ]
+        algo = f"r.{q(self.algo_column)}" if self.algo_column else "false"
+        picked = ", ".join(f"r.{q(c)}" for c in result_cols)
+        rows(
+            con,
+            f"""CREATE TABLE base AS
+            SELECT i.file_row_number AS rid, i.sample_id, i.question, i.answer,
+                   r.sample_id AS _result_sample_id, coalesce({algo}, false) AS algo, {picked}
+            FROM (SELECT sample_id, question, answer, file_row_number
+                  FROM read_parquet(?, file_row_number = true)) i
+            POSITIONAL JOIN read_parquet(?) r""",
+            [inp, res],
+        )
+        bad = one(
+            con,
+            "SELECT count(*), min(rid) FROM base WHERE _result_sample_id IS DISTINCT FROM sample_id",
+        )
+        if bad and bad[0]:
+            raise ThresherError(
+                f"run {self.run_id}: result row {bad[1]} does not match input.parquet "
+                f"({bad[0]} rows differ); the result shards are incomplete or from another input. "
+                f"Resume the run (`thresher resume {self.run_id}`)."
+            )
+        rows(con, "ALTER TABLE base DROP COLUMN _result_sample_id")
+        self.columns = [r[0] for r in rows(con, "DESCRIBE base")]
+        self.total_rows = self.n_rows = one(con, "SELECT count(*) FROM base")[0]
+        rows(con, "CREATE TABLE ovr (rid BIGINT, sample_id BIGINT, action VARCHAR)")
+        self.reload_overrides()
+
+    def reload_overrides(self) -> None:
+        """Replace the in-memory overrides with the catalog's decision log for this run (one short read)."""
+        if not self.workspace.exists():
+            return
+        with Catalog(self.workspace).connect() as cat:
+            latest = arrow(
+                cat,
+                "SELECT sample_id, arg_max(action, seq) AS action, max(seq) AS seq FROM decisions "
+                "WHERE run_id = ? GROUP BY sample_id",
+                [self.run_id],
+            )
+        with self._lock:
+            self._con.register("_latest", latest)
+            try:
+                rows(self._con, "DELETE FROM ovr")
+                rows(
+                    self._con,
+                    "INSERT INTO ovr SELECT b.rid, l.sample_id, l.action FROM _latest l "
+                    "JOIN base b USING (sample_id) WHERE l.action <> 'clear'",
+                )
+                seq = one(self._con, "SELECT max(seq) FROM _latest")[0]
+                self.last_seq = int(seq or 0)
+            finally:
+                self._con.unregister("_latest")
+
+    # ---------------------------------------------------------------- ordering and paging
+
+    def _where(self, query: Query) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        if query.text:
+            like = f"%{query.text}%"
+            clauses.append(
+                "(b.question ILIKE ? OR b.answer ILIKE ? OR CAST(b.sample_id AS VARCHAR) = ?)"
+            )
+            params += [like, like, query.text.strip()]
+        if query.state == "kept":
+            clauses.append(EFFECTIVE)
+        elif query.state == "dropped":
+            clauses.append(f"NOT ({EFFECTIVE})")
+        elif query.state == "overridden":
+            clauses.append("o.action IS NOT NULL")
+        elif query.state == "not overridden":
+            clauses.append("o.action IS NULL")
+        group = query.group
+        if group is not None and group.kind == "group":
+            clauses.append(f"b.{q(group.column)} = ?")
+            params.append(group.value)
+        elif group is not None and group.kind == "selection":
+            clauses.append(f"b.{q(self.selections[group.column])}")
+        return (" AND ".join(clauses) or "true"), params
+
+    def set_query(self, query: Query) -> int:
+        """Materialise the ordering for this filter/sort; returns how many rows it has."""
+        if query.sort is not None and query.sort not in self.columns:
+            raise ThresherError(f"run {self.run_id} has no score column {query.sort!r}.")
+        if query == Query():
+            with self._lock:
+                old, self._ord, self.query, self.n_rows = self._ord, None, query, self.total_rows
+                if old:
+                    rows(self._con, f"DROP TABLE IF EXISTS {old}")
+            return self.n_rows
+        where, params = self._where(query)
+        if query.sort:
+            direction = "DESC" if query.descending else "ASC"
+            order = f"b.{q(query.sort)} {direction} NULLS LAST, b.rid"
+        else:
+            order = "b.rid"
+        with self._lock:
+            self._generation += 1
+            name = f"ord_{self._generation}"
+            cur = self._con.cursor()
+        try:
+            rows(
+                cur,
+                f"CREATE TABLE {name} AS SELECT (row_number() OVER (ORDER BY {order}) - 1) AS rn, b.rid "
+                f"FROM base b LEFT JOIN ovr o USING (rid) WHERE {where} ORDER BY rn",
+                params,
+            )
+            n = one(cur, f"SELECT count(*) FROM {name}")[0]
+        finally:
+            cur.close()
+        with self._lock:
+            old, self._ord, self.query, self.n_rows = self._ord, name, query, n
+            if old:
+                rows(self._con, f"DROP TABLE IF EXISTS {old}")
+        return n
+
+    def page(self, start: int, count: int) -> list[SampleRow]:
+        """Rows [start, start + count) of the current ordering."""
+        scores = "".join(f", b.{q(s)}" for s in self.scores)
+        select = (
+            f"SELECT b.rid, b.sample_id, b.question, b.answer, b.algo, o.action, {EFFECTIVE} AS eff"
+            f"{scores}"
+        )
+        with self._lock:
+            if self._ord is None:
+                sql = (
+                    f"{select} FROM base b LEFT JOIN ovr o USING (rid) "
+                    "WHERE b.rid >= ? AND b.rid < ? ORDER BY b.rid"
+                )
+            else:
+                sql = (
+                    f"{select} FROM (SELECT rn, rid FROM {self._ord} WHERE rn >= ? AND rn < ?) s "
+                    "JOIN base b USING (rid) LEFT JOIN ovr o USING (rid) ORDER BY s.rn"
+                )
+            found = rows(self._con, sql, [start, start + count])
+        return [
+            SampleRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], bool(r[6]), tuple(r[7:]))
+            for r in found
+        ]
+
+    def position_of(self, sample_id: int) -> int | None:
+        """Where a sample sits in the current ordering (None: not in this filter, or no such id)."""
+        with self._lock:
+            if self._ord is None:
+                row = one(self._con, "SELECT rid FROM base WHERE sample_id = ?", [sample_id])
+            else:
+                row = one(
+                    self._con,
+                    f"SELECT s.rn FROM {self._ord} s JOIN base b USING (rid) WHERE b.sample_id = ?",
+                    [sample_id],
+                )
+        return None if row is None else int(row[0])
+
+    # ---------------------------------------------------------------- groups and counts
+
+    def groups(self, column: str | None) -> list[GroupRow]:
+        """Per-group size, effective keeps, mean confidence and core-set size; plus one row per selection."""
+        conf = "avg(b.confidence)" if "confidence" in self.columns else "NULL"
+        core = f"count(*) FILTER (WHERE b.{q(self.core_column)})" if self.core_column else "NULL"
+        aggregates = f"count(*), count(*) FILTER (WHERE {EFFECTIVE}), count(*) FILTER (WHERE b.algo), {conf}, {core}"
+        out: list[GroupRow] = []
+        with self._lock:
+            row = one(self._con, f"SELECT {aggregates} FROM base b LEFT JOIN ovr o USING (rid)")
+            out.append(GroupRow(GroupKey("all"), *row))
+            if column:
+                for r in rows(
+                    self._con,
+                    f"SELECT b.{q(column)} AS g, {aggregates} FROM base b LEFT JOIN ovr o USING (rid) "
+                    "GROUP BY g ORDER BY g NULLS LAST",
+                ):
+                    out.append(GroupRow(GroupKey("group", column, r[0]), *r[1:]))
+            for name, col in self.selections.items():
+                if name == self.default_selection:
+                    continue
+                r = one(
+                    self._con,
+                    f"SELECT {aggregates} FROM base b LEFT JOIN ovr o USING (rid) WHERE b.{q(col)}",
+                )
+                out.append(GroupRow(GroupKey("selection", name), *r))
+        return out
+
+    def totals(self) -> tuple[int, int, int]:
+        """(samples, effective keeps, overrides) over the whole run: the header line."""
+        with self._lock:
+            row = one(
+                self._con,
+                f"SELECT count(*), count(*) FILTER (WHERE {EFFECTIVE}), count(o.action) "
+                "FROM base b LEFT JOIN ovr o USING (rid)",
+            )
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def members(self, group: GroupKey) -> pa.Table:
+        """(rid, sample_id) of every sample in a group, for a bulk decision."""
+        where, params = self._where(Query(group=group))
+        with self._lock:
+            return arrow(
+                self._con,
+                f"SELECT b.rid, b.sample_id FROM base b LEFT JOIN ovr o USING (rid) WHERE {where} ORDER BY b.rid",
+                params,
+            )
+
+    def apply(self, rids: list[int], action: str) -> list[int]:
+        """Record keep/drop/clear for these rows in memory; returns their sample ids (for the log)."""
+        table = pa.table({"rid": pa.array(sorted(set(rids)), pa.int64())})
+        with self._lock:
+            self._con.register("_picked", table)
+            try:
+                ids = rows(
+                    self._con,
+                    "SELECT b.sample_id FROM base b JOIN _picked p USING (rid) ORDER BY b.rid",
+                )
+                rows(self._con, "DELETE FROM ovr WHERE rid IN (SELECT rid FROM _picked)")
+                if action in ("keep", "drop"):
+                    rows(
+                        self._con,
+                        "INSERT INTO ovr SELECT b.rid, b.sample_id, ? FROM base b JOIN _picked p USING (rid)",
+                        [action],
+                    )
+            finally:
+                self._con.unregister("_picked")
+        return [r[0] for r in ids]
+
+    def row(self, rid: int) -> dict[str, Any]:
+        """Every column of one row of `base` (scores, groups, selections) plus the override."""
+        with self._lock:
+            cur = self._con.execute(
+                "SELECT b.*, o.action AS override FROM base b LEFT JOIN ovr o USING (rid) WHERE b.rid = ?",
+                [rid],
+            )
+            names = [d[0] for d in cur.description]
+            found = cur.fetchall()
+        values = found[0] if found else None
+        if values is None:
+            raise NotFound(f"run {self.run_id} has no row {rid}.")
+        return dict(zip(names, values, strict=True))
+
+    def selection_ids(self, name: str | None) -> pa.Table:
+        """sample_id of the effective selection (default) or of a named selection column."""
+        with self._lock:
+            if name is None or name == self.default_selection:
+                sql = (
+                    f"SELECT b.sample_id FROM base b LEFT JOIN ovr o USING (rid) WHERE {EFFECTIVE}"
+                )
+            elif name == "full":
+                sql = "SELECT sample_id FROM base"
+            else:
+                sql = f"SELECT sample_id FROM base WHERE {q(self.selections[name])}"
+            return arrow(self._con, sql)
+
+    @property
+    def input_path(self) -> Path:
+        return self.run_dir / run_files.INPUT
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()

@@ -1,0 +1,308 @@
+"""Browser: a run's groups on the left, its samples on the right (virtual table); filters, sort, overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label
+
+from tui.data.decisions import Decision
+from tui.data.run_view import STATES, GroupRow, Query, RunView
+from tui.widgets.dialogs import ConfirmScreen, PromptScreen
+from tui.widgets.sample_table import SampleTable
+
+
+def _num(value: float | int | None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+class GroupList(DataTable):
+    HELP = (
+        "## Groups\n\nOFA clusters (size, kept, mean confidence, core-set size) or CLIPPER subsets "
+        "per tau and coresets. **enter** shows only that group's samples; **K / D** keep or drop "
+        "the whole group after a confirmation; **v** switches the grouping column."
+    )
+
+
+class BrowserScreen(Screen):
+    HELP = "## Browser\n\nLeft: groups of the run. Right: its samples, one line each."
+    BINDINGS = [
+        Binding(
+            "escape", "back", "Back", id="browser.back", tooltip="Clear the filter, else go home"
+        ),
+        Binding(
+            "slash",
+            "search",
+            "Search",
+            id="browser.search",
+            tooltip="Filter by question/answer text or id",
+        ),
+        Binding(
+            "f",
+            "cycle_state",
+            "Decision filter",
+            id="browser.state",
+            tooltip="all/kept/dropped/overridden",
+        ),
+        Binding(
+            "s",
+            "cycle_sort",
+            "Sort",
+            id="browser.sort",
+            tooltip="Sort by the next score (asc, desc)",
+        ),
+        Binding("g", "jump", "Jump to id", id="browser.jump", tooltip="Jump to a sample id"),
+        Binding(
+            "K",
+            "bulk('keep')",
+            "Keep group",
+            id="browser.bulk_keep",
+            tooltip="Keep the whole group",
+        ),
+        Binding(
+            "D",
+            "bulk('drop')",
+            "Drop group",
+            id="browser.bulk_drop",
+            tooltip="Drop the whole group",
+        ),
+        Binding("v", "next_grouping", "Grouping", show=False, id="browser.grouping"),
+        Binding(
+            "x", "export", "Export", id="browser.export", tooltip="Export this run's selection"
+        ),
+        Binding("m", "monitor", "Monitor", show=False, id="browser.monitor"),
+    ]
+
+    @dataclass
+    class QueryReady(Message):
+        query: Query
+        n: int
+
+    @dataclass
+    class GroupsReady(Message):
+        groups: list[GroupRow]
+        totals: tuple[int, int, int]
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, BrowserScreen.GroupsReady)
+
+    def __init__(self, view: RunView) -> None:
+        super().__init__()
+        self.view = view
+        self.grouping = view.group_columns[0] if view.group_columns else None
+        self.groups: list[GroupRow] = []
+        self.query_state = Query()
+
+    def compose(self) -> ComposeResult:
+        yield Label(self._title(), id="run-header")
+        with Horizontal(id="browser"):
+            yield GroupList(id="groups", cursor_type="row")
+            with Vertical(id="samples-pane"):
+                yield Label("", id="query-line")
+                yield Label("", id="table-header")
+                yield SampleTable(self.view, id="samples")
+        yield Footer()
+
+    def _title(self, totals: tuple[int, int, int] | None = None) -> str:
+        v = self.view
+        head = f"{v.run_id} · {v.meta.get('method', '?')} · {v.meta.get('dataset', '')}"
+        if totals:
+            n, kept, overrides = totals
+            head += f" · {n} samples · kept {kept} · overrides {overrides}"
+        return head
+
+    def on_mount(self) -> None:
+        groups = self.query_one(GroupList)
+        conf = "conf" if "confidence" in self.view.columns else ""
+        core = "core" if self.view.core_column else ""
+        groups.add_columns("group", "size", "kept", *(c for c in (conf, core) if c))
+        self.query_one(SampleTable).focus()
+        self._show_query()
+        self.refresh_groups()
+
+    def on_resize(self) -> None:
+        table = self.query_one(SampleTable)
+        self.query_one("#table-header", Label).update(table.header_text(table.size.width or 80))
+
+    # ---------------------------------------------------------------- workers
+
+    @work(thread=True, exclusive=True, group="browser-groups", exit_on_error=False)
+    def refresh_groups(self) -> None:
+        self.post_message(self.GroupsReady(self.view.groups(self.grouping), self.view.totals()))
+
+    @work(thread=True, exclusive=True, group="browser-query", exit_on_error=False)
+    def run_query(self, query: Query) -> None:
+        self.post_message(self.QueryReady(query, self.view.set_query(query)))
+
+    def on_browser_screen_groups_ready(self, message: GroupsReady) -> None:
+        self.groups = message.groups
+        table = self.query_one(GroupList)
+        row = table.cursor_row
+        table.clear()
+        has_conf = "confidence" in self.view.columns
+        for g in message.groups:
+            label = g.key.label() if g.key.kind != "group" else str(g.key.value)
+            cells = [label, g.size, g.kept]
+            if has_conf:
+                cells.append(_num(g.mean_confidence))
+            if self.view.core_column:
+                cells.append(_num(g.core_set))
+            table.add_row(*cells)
+        if message.groups:
+            table.move_cursor(row=min(row, len(message.groups) - 1))
+        self.query_one("#run-header", Label).update(self._title(message.totals))
+
+    def on_browser_screen_query_ready(self, message: QueryReady) -> None:
+        self.query_state = message.query
+        self.query_one(SampleTable).reset()
+        self._show_query()
+
+    def _show_query(self) -> None:
+        qy = self.query_state
+        parts = [f"{self.view.n_rows} shown"]
+        if qy.group:
+            parts.append(qy.group.label())
+        if qy.text:
+            parts.append(f"text '{qy.text}'")
+        if qy.state != "all":
+            parts.append(qy.state)
+        if qy.sort:
+            parts.append(f"sort {qy.sort} {'desc' if qy.descending else 'asc'}")
+        self.query_one("#query-line", Label).update(" · ".join(parts))
+
+    def set_query(self, **changes) -> None:
+        self.run_query(replace(self.query_state, **changes))
+
+    # ---------------------------------------------------------------- decisions
+
+    @on(SampleTable.Decide)
+    def decide(self, event: SampleTable.Decide) -> None:
+        self.apply(event.rids, event.action, "sample" if len(event.rids) == 1 else "list")
+
+    def apply(self, rids: list[int], action: str, scope: str) -> None:
+        """In memory first (the screen updates at once), then the log (the writer commits in order)."""
+        ids = self.view.apply(rids, action)
+        self.app.writer.submit(Decision(self.view.run_id, tuple(ids), action, scope))
+        self.query_one(SampleTable).invalidate()
+        self.refresh_groups()
+
+    @property
+    def focused_group(self) -> GroupRow | None:
+        table = self.query_one(GroupList)
+        if not self.groups or table.cursor_row >= len(self.groups):
+            return None
+        return self.groups[table.cursor_row]
+
+    def action_bulk(self, action: str) -> None:
+        group = self.focused_group
+        if group is None:
+            return
+        if group.key.kind == "all":
+            self.notify("Pick a cluster or subset in the group list first.", severity="warning")
+            return
+        question = f"{action.capitalize()} all {group.size} samples of {group.key.label()}?"
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                members = self.view.members(group.key)
+                self.apply(members["rid"].to_pylist(), action, group.key.scope())
+                self.notify(f"{action} {group.size} samples of {group.key.label()}")
+
+        self.app.push_screen(ConfirmScreen(question), done)
+
+    # ---------------------------------------------------------------- navigation
+
+    @on(DataTable.RowSelected, "#groups")
+    def pick_group(self, event: DataTable.RowSelected) -> None:
+        if event.cursor_row < len(self.groups):
+            key = self.groups[event.cursor_row].key
+            self.set_query(group=None if key.kind == "all" else key)
+            self.query_one(SampleTable).focus()
+
+    @on(SampleTable.Open)
+    def open_detail(self, event: SampleTable.Open) -> None:
+        self.app.open_detail(self.view, event.rid)
+
+    def action_back(self) -> None:
+        if self.query_state != Query(
+            sort=self.query_state.sort, descending=self.query_state.descending
+        ):
+            self.set_query(text="", state="all", group=None)
+        else:
+            self.app.pop_screen()
+
+    def action_search(self) -> None:
+        def done(text: str | None) -> None:
+            if text is not None:
+                self.set_query(text=text.strip())
+
+        self.app.push_screen(
+            PromptScreen("Filter by text (question, answer) or sample id", self.query_state.text),
+            done,
+        )
+
+    def action_cycle_state(self) -> None:
+        nxt = STATES[(STATES.index(self.query_state.state) + 1) % len(STATES)]
+        self.set_query(state=nxt)
+
+    def action_cycle_sort(self) -> None:
+        options: list[tuple[str | None, bool]] = [(None, False)]
+        for s in self.view.scores:
+            options += [(s, False), (s, True)]
+        current = (self.query_state.sort, self.query_state.descending)
+        nxt = (
+            options[(options.index(current) + 1) % len(options)]
+            if current in options
+            else options[0]
+        )
+        self.set_query(sort=nxt[0], descending=nxt[1])
+
+    def action_next_grouping(self) -> None:
+        cols = self.view.group_columns
+        if len(cols) > 1 and self.grouping in cols:
+            self.grouping = cols[(cols.index(self.grouping) + 1) % len(cols)]
+            self.refresh_groups()
+
+    def action_jump(self) -> None:
+        def done(text: str | None) -> None:
+            if not text:
+                return
+            self.jump_to(text.strip())
+
+        self.app.push_screen(PromptScreen("Jump to sample id (full id or the ordinal shown)"), done)
+
+    def jump_to(self, text: str) -> bool:
+        try:
+            value = int(text)
+        except ValueError:
+            self.notify(f"{text!r} is not a sample id (a number).", severity="error")
+            return False
+        pos = self.view.position_of(value)
+        if (
+            pos is None and value < 2**32
+        ):  # the table shows the ordinal; try it within the run's dataset
+            first = self.view.page(0, 1) if self.view.n_rows else []
+            if first:
+                pos = self.view.position_of((first[0].sample_id & ~0xFFFFFFFF) | value)
+        if pos is None:
+            self.notify(
+                f"sample {value} is not in this view (clear the filter with Esc).",
+                severity="warning",
+            )
+            return False
+        self.query_one(SampleTable).move_to(pos)
+        return True
+
+    def action_export(self) -> None:
+        self.app.open_export(self.view.run_id)
+
+    def action_monitor(self) -> None:
+        self.app.open_monitor(self.view.run_id)

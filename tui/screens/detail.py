@@ -1,0 +1,123 @@
+"""Sample detail: the image (textual-image, mode chosen at start), the whole conversation, every score, probes, neighbours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Label, Static
+
+from tui.data.decisions import Decision
+from tui.data.detail import SampleDetail, load_detail
+from tui.data.run_view import RunView
+from tui.widgets.images import image_widget
+
+
+def _ordinal(sample_id: int) -> str:
+    return str(sample_id & 0xFFFFFFFF)
+
+
+def render_detail(d: SampleDetail) -> str:
+    """Rich markup of everything but the image (pure, so tests can read it)."""
+    eff = {"keep": "KEEP", "drop": "DROP"}.get(d.override or "", "keep" if d.algo else "drop")
+    out = [
+        f"[b]sample {_ordinal(d.sample_id)}[/b] (id {d.sample_id}, source id {escape(d.orig_id)})"
+        f"  task {d.task or '-'}",
+        f"algorithm: {'keep' if d.algo else 'drop'} · override: {d.override or '-'} · effective: {eff}",
+    ]
+    if d.flags:
+        out.append(f"flags: {', '.join(d.flags)}")
+    out.append("")
+    out.append("[b]Conversation[/b]")
+    for turn in d.conversation:
+        out.append(
+            f"[b]{escape(str(turn.get('role', '?')))}:[/b] {escape(str(turn.get('content', '')))}"
+        )
+    out.append("")
+    out.append("[b]Scores and groups[/b]")
+    for key, value in d.columns.items():
+        if key == "sample_id":
+            continue
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        out.append(f"  {escape(key)}: {escape(shown)}")
+    if d.zero_shot is not None:
+        out += ["", "[b]CLIPPER zero-shot[/b]", f"  response: {escape(d.zero_shot)}"]
+        if d.zero_shot_correct is not None:
+            out.append(f"  judged {'correct (P)' if d.zero_shot_correct else 'wrong (W)'}")
+    if d.fixed_by:
+        out += ["", "[b]Probed as a query[/b] (demonstration -> answered correctly?)"]
+        out += [f"  demo {_ordinal(s)}: {'yes' if ok else 'no'}" for s, ok in d.fixed_by]
+    if d.fixed:
+        out += ["", "[b]As a demonstration[/b] (query -> fixed?)"]
+        out += [f"  query {_ordinal(s)}: {'yes' if ok else 'no'}" for s, ok in d.fixed]
+    if d.neighbours:
+        out += ["", "[b]Nearest in its cluster[/b] (cosine)"]
+        out += [f"  sample {_ordinal(s)}: {sim:.3f}" for s, sim in d.neighbours]
+    if d.images:
+        out += ["", "[b]Images[/b]"] + [f"  {escape(p)}" for p in d.images]
+    return "\n".join(out)
+
+
+class DetailScreen(Screen):
+    HELP = (
+        "## Sample detail\n\nThe image, the whole conversation, every score of the run; for CLIPPER "
+        "the zero-shot response and the probe history, for OFA the nearest cluster neighbours. "
+        "**k / d / u** decide this sample."
+    )
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="detail.back"),
+        Binding("k", "decide('keep')", "Keep", id="detail.keep", tooltip="Keep this sample"),
+        Binding("d", "decide('drop')", "Drop", id="detail.drop", tooltip="Drop this sample"),
+        Binding(
+            "u", "decide('clear')", "Clear", id="detail.clear", tooltip="Back to the algorithm"
+        ),
+    ]
+
+    def __init__(self, view: RunView, rid: int) -> None:
+        super().__init__()
+        self.view, self.rid = view, rid
+        self.detail: SampleDetail | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"{self.view.run_id} · loading sample…", id="detail-title")
+        with Horizontal(id="detail"):
+            yield Static("", id="image-pane")
+            with VerticalScroll(id="detail-text"):
+                yield Static("", id="detail-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#detail-text").focus()
+        self.load()
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
+    def load(self) -> None:
+        detail = load_detail(self.view, self.rid)
+        self.app.call_from_thread(self.show, detail)
+
+    def show(self, detail: SampleDetail) -> None:
+        self.detail = detail
+        self.query_one("#detail-title", Label).update(
+            f"{self.view.run_id} · sample {_ordinal(detail.sample_id)}"
+        )
+        self.query_one("#detail-body", Static).update(render_detail(detail))
+        pane = self.query_one("#image-pane", Static)
+        first = next((p for p in detail.images if Path(p).is_file()), None)
+        widget: Widget | None = image_widget(self.app.image_mode, first) if first else None
+        if widget is None:
+            reason = "no image file" if not first else f"image mode {self.app.image_mode}"
+            pane.update(f"[{reason}]")
+        else:
+            pane.mount(widget)
+
+    def action_decide(self, action: str) -> None:
+        ids = self.view.apply([self.rid], action)
+        self.app.writer.submit(Decision(self.view.run_id, tuple(ids), action, "sample"))
+        self.notify(f"{action}: sample {_ordinal(ids[0])}")
+        self.load()

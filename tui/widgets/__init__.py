@@ -1,0 +1,1 @@
+"""Widgets of the workstation; they draw records from tui.data and speak in messages, never SQL."""

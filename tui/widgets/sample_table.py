@@ -1,0 +1,244 @@
+"""A virtual table over a RunView: draws only visible rows from an LRU cache of keyset pages (toolong's LogLines shape)."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from tui.data.run_view import RunView, SampleRow
+
+PAGE = 100
+CACHE_PAGES = 64
+
+
+def _fmt_score(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def decision_marks(row: SampleRow) -> tuple[str, str, str]:
+    """(algorithm, override, effective) as letters, readable without colour."""
+    return (
+        "keep" if row.algo else "drop",
+        {"keep": "KEEP", "drop": "DROP"}.get(row.override or "", ""),
+        "keep" if row.effective else "drop",
+    )
+
+
+class SampleTable(ScrollView, can_focus=True):
+    """Every sample of the current filter/sort; only the rows on screen are ever materialised."""
+
+    HELP = (
+        "## Samples\n\nOne line per sample of the current filter and sort.\n\n"
+        "- **up/down, PgUp/PgDn, Home/End**: move\n- **space**: mark / unmark (k/d/u then act on all marked)\n"
+        "- **k / d / u**: keep / drop / clear the override (the decision log records it at once)\n"
+        "- **enter**: sample detail\n\nColumns: algo = the method's choice, override = yours, "
+        "eff = what an export will contain."
+    )
+    COMPONENT_CLASSES = {
+        "sample-table--cursor",
+        "sample-table--keep",
+        "sample-table--drop",
+        "sample-table--marked",
+        "sample-table--header",
+    }
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False, id="table.up"),
+        Binding("down", "cursor(1)", "Down", show=False, id="table.down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="table.pageup"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="table.pagedown"),
+        Binding("home", "to_start", "Top", show=False, id="table.home"),
+        Binding("end", "to_end", "End", show=False, id="table.end"),
+        Binding("space", "mark", "Mark", id="table.mark", tooltip="Mark this sample for k/d/u"),
+        Binding("k", "decide('keep')", "Keep", id="table.keep", tooltip="Keep (override)"),
+        Binding("d", "decide('drop')", "Drop", id="table.drop", tooltip="Drop (override)"),
+        Binding("u", "decide('clear')", "Clear", id="table.clear", tooltip="Back to the algorithm"),
+        Binding("enter", "open", "Detail", id="table.open", tooltip="Open the sample detail"),
+    ]
+
+    cursor: reactive[int] = reactive(0, repaint=False)
+
+    @dataclass
+    class Decide(Message):
+        """The user decided `action` on these rows (rid = row of input.parquet)."""
+
+        table: SampleTable
+        rids: list[int]
+        action: str
+
+    @dataclass
+    class Open(Message):
+        table: SampleTable
+        rid: int
+
+    def __init__(self, view: RunView, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.view = view
+        self.marked: set[int] = set()
+        self._pages: OrderedDict[int, list[SampleRow]] = OrderedDict()
+        self.last_render = 0.0  # perf_counter of the last drawn line (the benchmark reads it)
+        self.pages_fetched = 0
+        self.reset()
+
+    # ---------------------------------------------------------------- data
+
+    def reset(self, keep_cursor: bool = False) -> None:
+        """The ordering changed (filter, sort): forget cached pages, resize the virtual space."""
+        self._pages.clear()
+        self.virtual_size = Size(self.size.width or 80, self.view.n_rows)
+        if not keep_cursor:
+            self.cursor = 0
+            self.scroll_to(y=0, animate=False, force=True)
+        else:
+            self.cursor = min(self.cursor, max(self.view.n_rows - 1, 0))
+        self.refresh()
+
+    def invalidate(self) -> None:
+        """Rows changed in place (a decision): redraw from fresh pages, keep the position."""
+        self._pages.clear()
+        self.refresh()
+
+    def row_at(self, index: int) -> SampleRow | None:
+        if index < 0 or index >= self.view.n_rows:
+            return None
+        page_no = index // PAGE
+        page = self._pages.get(page_no)
+        if page is None:
+            page = self.view.page(page_no * PAGE, PAGE)
+            self.pages_fetched += 1
+            self._pages[page_no] = page
+            while len(self._pages) > CACHE_PAGES:
+                self._pages.popitem(last=False)
+        else:
+            self._pages.move_to_end(page_no)
+        offset = index - page_no * PAGE
+        return page[offset] if offset < len(page) else None
+
+    @property
+    def current(self) -> SampleRow | None:
+        return self.row_at(self.cursor)
+
+    # ---------------------------------------------------------------- drawing
+
+    def columns(self, width: int) -> list[tuple[str, int]]:
+        score_w = 8 * len(self.view.scores)
+        fixed = 2 + 11 + 5 + 5 + 5 + score_w
+        rest = max(width - fixed, 12)
+        answer_w = max(rest // 3, 6)
+        cols = [("", 2), ("id", 11), ("algo", 5), ("ovr", 5), ("eff", 5)]
+        cols += [(s[:7], 8) for s in self.view.scores]
+        cols += [("question", rest - answer_w), ("answer", answer_w)]
+        return cols
+
+    def header_text(self, width: int) -> str:
+        return "".join(name.ljust(w)[:w] for name, w in self.columns(width))[:width]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        index = self.scroll_offset.y + y
+        row = self.row_at(index)
+        self.last_render = time.perf_counter()
+        if row is None:
+            return Strip.blank(width, self.rich_style)
+        cells = []
+        marks = decision_marks(row)
+        for (name, w), value in zip(
+            self.columns(width),
+            [
+                "*" if row.rid in self.marked else "",
+                str(row.sample_id & 0xFFFFFFFF),
+                *marks,
+                *(_fmt_score(s) for s in row.scores),
+                row.question.replace("\n", " "),
+                row.answer.replace("\n", " "),
+            ],
+            strict=True,
+        ):
+            del name
+            cells.append(value[: w - 1].ljust(w))
+        text = "".join(cells)
+        base = self.rich_style
+        if index == self.cursor:
+            style = base + self.get_component_rich_style("sample-table--cursor")
+        elif row.rid in self.marked:
+            style = base + self.get_component_rich_style("sample-table--marked")
+        else:
+            style = base
+        eff_style = self.get_component_rich_style(
+            "sample-table--keep" if row.effective else "sample-table--drop"
+        )
+        eff_start = 2 + 11 + 5 + 5
+        segments = [
+            Segment(text[:eff_start], style),
+            Segment(text[eff_start : eff_start + 5], style + Style(bold=True) + eff_style),
+            Segment(text[eff_start + 5 :], style),
+        ]
+        return Strip(segments).adjust_cell_length(width, base)
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, self.view.n_rows)
+
+    # ---------------------------------------------------------------- keys
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        top = self.scroll_offset.y
+        height = max(self.size.height, 1)
+        if new < top:
+            self.scroll_to(y=new, animate=False, force=True)
+        elif new >= top + height:
+            self.scroll_to(y=new - height + 1, animate=False, force=True)
+        self.refresh()
+
+    def move_to(self, index: int) -> None:
+        self.cursor = max(0, min(index, self.view.n_rows - 1))
+
+    def action_cursor(self, delta: int) -> None:
+        self.move_to(self.cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        height = max(self.size.height, 1)
+        self.scroll_to(y=self.scroll_offset.y + direction * height, animate=False, force=True)
+        self.move_to(self.cursor + direction * height)
+
+    def action_to_start(self) -> None:
+        self.move_to(0)
+
+    def action_to_end(self) -> None:
+        self.move_to(self.view.n_rows - 1)
+
+    def action_mark(self) -> None:
+        row = self.current
+        if row is None:
+            return
+        self.marked.symmetric_difference_update({row.rid})
+        self.move_to(self.cursor + 1)
+        self.refresh()
+
+    def action_decide(self, action: str) -> None:
+        if self.marked:
+            rids = sorted(self.marked)
+            self.marked.clear()
+        else:
+            row = self.current
+            if row is None:
+                return
+            rids = [row.rid]
+        self.post_message(self.Decide(self, rids, action))
+
+    def action_open(self) -> None:
+        row = self.current
+        if row is not None:
+            self.post_message(self.Open(self, row.rid))
