@@ -236,8 +236,8 @@ def decision_stats(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[int, in
 
 def effective_sql(
     run_dir: str | os.PathLike[str], selection: str | None = None, *, upto_seq: int | None = None
-) -> tuple[str, list[Any]]:
-    """SQL (and its parameters) yielding `sample_id, algorithmic, override, effective, row` for a run.
+) -> tuple[str, dict[str, Any]]:
+    """SQL (and its named parameter `$run_id`) yielding `sample_id, algorithmic, override, effective, row` for a run.
 
     `row` is the position in the result shards (= input.parquet order). Decisions with
     `seq > upto_seq` are ignored, so a caller can pin the log at the moment it looked.
@@ -255,7 +255,7 @@ def effective_sql(
         ),
         d AS (
             SELECT sample_id, arg_max(action, seq) AS action
-            FROM decisions WHERE run_id = ?{limit} GROUP BY sample_id
+            FROM decisions WHERE run_id = $run_id{limit} GROUP BY sample_id
         )
         SELECT r.sample_id, r.algorithmic,
                CASE d.action WHEN 'keep' THEN TRUE WHEN 'drop' THEN FALSE END AS override,
@@ -264,7 +264,7 @@ def effective_sql(
                r.row
         FROM r LEFT JOIN d USING (sample_id)
     """
-    return sql, [run_id]
+    return sql, {"run_id": run_id}
 
 
 def effective(

@@ -1,0 +1,98 @@
+"""How each manifest format spells one sample, as a DuckDB expression over the export snapshot.
+
+The snapshot (built in `store.export.manifest`) has `orig_id VARCHAR`, `imgs VARCHAR[]` (paths as
+they will be written) and `turns STRUCT(role VARCHAR, content VARCHAR)[]` (with `<image>` tokens
+already fixed). Building each line in SQL keeps a 665K-sample export in DuckDB's vectorised
+engine instead of 665K Python dicts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+# JSON arrays: every row carries a ",\n" prefix and the writer drops it from the first row.
+ROW_SEP = ",\n"
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    ext: str
+    array: bool  # a JSON array ("[\n" rows "\n]\n") rather than one record per line
+    line_sql: str
+    help: str
+
+
+_LLAVA_TURNS = (
+    "to_json(list_transform(turns, lambda t: {'from': CASE t.role WHEN 'user' THEN 'human' "
+    "WHEN 'assistant' THEN 'gpt' ELSE t.role END, 'value': t.content}))"
+)
+
+FORMATS: dict[str, Format] = {
+    "llava": Format(
+        "llava",
+        ".json",
+        True,
+        f"""'{ROW_SEP}' || '{{"id":' || to_json(orig_id)
+            || CASE len(imgs) WHEN 0 THEN '' WHEN 1 THEN ',"image":' || to_json(imgs[1])
+               ELSE ',"image":' || to_json(imgs) END
+            || ',"conversations":' || {_LLAVA_TURNS} || '}}'""",
+        "LLaVA instruction JSON: id, image (string, list, or absent), conversations from/value",
+    ),
+    "swift": Format(
+        "swift",
+        ".jsonl",
+        False,
+        """'{"id":' || to_json(orig_id) || ',"messages":' || to_json(turns)
+            || ',"images":' || to_json(imgs) || '}' || chr(10)""",
+        "ms-swift JSONL: messages role/content with <image> tokens, images list",
+    ),
+    "sharegpt": Format(
+        "sharegpt",
+        ".json",
+        True,
+        f"""'{ROW_SEP}' || '{{"id":' || to_json(orig_id) || ',"messages":' || to_json(turns)
+            || ',"images":' || to_json(imgs) || '}}'""",
+        "LLaMA-Factory ShareGPT multimodal JSON + dataset_info.json beside it",
+    ),
+    "ids": Format(
+        "ids",
+        ".txt",
+        False,
+        "replace(replace(orig_id, chr(10), ' '), chr(13), ' ') || chr(10)",
+        "one original sample id a line",
+    ),
+}
+
+
+def sharegpt_dataset_info(entry: str, file_name: str) -> dict:
+    """The `dataset_info.json` entry LLaMA-Factory needs to read a ShareGPT multimodal file."""
+    return {
+        entry: {
+            "file_name": file_name,
+            "formatting": "sharegpt",
+            "columns": {"messages": "messages", "images": "images"},
+            "tags": {
+                "role_tag": "role",
+                "content_tag": "content",
+                "user_tag": "user",
+                "assistant_tag": "assistant",
+                "system_tag": "system",
+            },
+        }
+    }
+
+
+def merge_dataset_info(existing_text: str | None, entry: dict) -> str:
+    """Add or replace our entry in a dataset_info.json that may already list other datasets."""
+    data = {}
+    if existing_text:
+        try:
+            data = json.loads(existing_text)
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+    data.update(entry)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,397 @@
+"""Export a run's effective selection (or a whole dataset) as a training manifest, atomically, with a sidecar.
+
+One catalog connection pins what the export sees: the decision log up to its current last seq,
+then a temporary snapshot of the chosen samples with their `<image>` tokens checked and fixed.
+Lines are built by DuckDB and streamed in Arrow batches into a temp file beside the target;
+the file, its sidecar and the `exports` row appear together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+
+from store.decisions import decision_stats, effective_sql, load_run_json, run_dir_for
+from store.errors import NotFound, ThresherError
+from store.export.formats import FORMATS, ROW_SEP, merge_dataset_info, sharegpt_dataset_info
+
+# Flags that mean "the image is not usable": skipped unless include_flagged.
+IMAGE_FLAGS = ("missing_image", "corrupt_image", "path_escape")
+BATCH_ROWS = 65_536
+_replace = os.replace  # one name to swap in tests that simulate a failing disk
+
+
+def _publish(moves: list[tuple[Path, Path]]) -> None:
+    """Rename temp files into place; if one rename fails, take back the ones already made."""
+    done: list[Path] = []
+    try:
+        for src, dst in moves:
+            _replace(src, dst)
+            done.append(dst)
+    except BaseException:
+        for dst in done:
+            dst.unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class ExportResult:
+    export_id: str
+    path: Path
+    sidecar_path: Path
+    format: str
+    n_exported: int
+    n_selected: int
+    skipped: dict[str, int]
+    n_fixed: int
+    sha256: str
+    meta: dict[str, Any] = field(repr=False)
+    extra_paths: list[Path] = field(default_factory=list)
+
+
+def _snapshot_sql(run_sql: str | None, include_flagged: bool) -> str:
+    """The samples to export with a `status`: ok, fixed (tokens prepended) or a skip reason."""
+    chosen = (
+        "SELECT s.* FROM samples s WHERE s.dataset_id = $dataset_id"
+        if run_sql is None
+        else f"SELECT s.* FROM samples s JOIN ({run_sql}) e USING (sample_id) "
+        "WHERE s.dataset_id = $dataset_id AND e.effective"
+    )
+    flag_check = (
+        "NULL"
+        if include_flagged
+        else "list_extract(list_intersect(flags, "
+        + "[" + ", ".join(f"'{f}'" for f in IMAGE_FLAGS) + "]), 1)"
+    )  # fmt: skip
+    return f"""
+        WITH chosen AS ({chosen}),
+        parsed AS (
+            SELECT sample_id, orig_id, images,
+                   json_transform(conversation, '[{{"role":"VARCHAR","content":"VARCHAR"}}]') AS turns0,
+                   coalesce(list_sum(list_transform(turns0, lambda t:
+                       (length(coalesce(t.content, '')) -
+                        length(replace(coalesce(t.content, ''), '<image>', ''))) // 7)), 0) AS n_tok,
+                   len(images) AS n_img,
+                   list_position(list_transform(turns0, lambda t: t.role), 'user') AS first_user,
+                   {flag_check} AS bad_flag
+            FROM chosen
+        )
+        SELECT sample_id, orig_id, images,
+               CASE WHEN bad_flag IS NOT NULL THEN bad_flag
+                    WHEN turns0 IS NULL THEN 'unreadable_conversation'
+                    WHEN n_tok = n_img THEN 'ok'
+                    WHEN n_tok = 0 AND first_user IS NOT NULL THEN 'fixed'
+                    ELSE 'image_token_mismatch' END AS status,
+               CASE WHEN n_tok = 0 AND n_img > 0 THEN
+                    list_transform(turns0, lambda t, i: {{'role': t.role,
+                        'content': CASE WHEN i = first_user
+                                   THEN repeat('<image>' || chr(10), n_img) || t.content
+                                   ELSE t.content END}})
+                    ELSE turns0 END AS turns
+        FROM parsed
+    """
+
+
+def _relative_dirs(con: Any, base: Path) -> None:
+    """Register `_export_reldirs(dir, rel)`: each image folder relative to `base`."""
+    dirs = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT regexp_extract(p, '^(.*)/[^/]*$', 1) FROM "
+            "(SELECT unnest(images) AS p FROM _export_snapshot WHERE status IN ('ok', 'fixed'))"
+        ).fetchall()
+    ]
+    rel = [os.path.relpath(d or "/", base) for d in dirs]
+    con.register("_export_reldirs", pa.table({"dir": dirs, "rel": rel}))
+
+
+def _write_lines(reader: pa.RecordBatchReader, fh: BinaryIO, digest: Any, array: bool) -> int:
+    """Stream the `line` column's bytes straight from Arrow buffers; returns rows written."""
+    n = 0
+
+    def put(data: bytes | memoryview) -> None:
+        fh.write(data)
+        digest.update(data)
+
+    if array:
+        put(b"[\n")
+    for batch in reader:
+        col = batch.column(0)
+        if len(col) == 0:
+            continue
+        if not pa.types.is_large_string(col.type):
+            col = col.cast(pa.large_string())  # int64 offsets: one layout to read, any size
+        _, offs, values = col.buffers()
+        first, last = col.offset, col.offset + len(col)
+        offsets = memoryview(offs).cast("q")
+        data = memoryview(values)[offsets[first] : offsets[last]]
+        if array and n == 0:
+            data = data[len(ROW_SEP) :]
+        put(data)
+        n += len(col)
+    if array:
+        put(b"\n]\n")
+    return n
+
+
+def _atomic_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    return tmp
+
+
+def _default_name(dataset: str, run_id: str | None, selection: str | None, fmt: str) -> str:
+    parts = [dataset] + ([run_id, selection or "default"] if run_id else []) + [fmt]
+    return "-".join(p.replace("/", "_").replace(" ", "_") for p in parts)
+
+
+def export(
+    catalog: Any,
+    *,
+    dataset: str,
+    run_id: str | None = None,
+    selection: str | None = None,
+    fmt: str,
+    out_path: str | os.PathLike[str] | None = None,
+    path_style: str = "absolute",
+    image_root: str | os.PathLike[str] | None = None,
+    include_flagged: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExportResult:
+    """Write the manifest of `dataset` (or of `run_id`'s effective `selection`) in format `fmt`.
+
+    `path_style="relative"` writes image paths relative to `image_root` (default: the dataset's
+    own image root, so paths read as in the source); the sidecar records that root, which is what
+    a trainer's image folder setting must point at.
+    """
+    if fmt not in FORMATS:
+        raise ThresherError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    if path_style not in ("absolute", "relative"):
+        raise ThresherError(f"--paths must be absolute or relative, not {path_style!r}.")
+    if selection is not None and run_id is None:
+        raise ThresherError("a selection belongs to a run: pass --run as well as --selection.")
+    form = FORMATS[fmt]
+    with catalog.connect() as con:
+        rows = con.execute(
+            "SELECT dataset_id, fingerprint, source_path, n_samples, image_root FROM datasets "
+            "WHERE name = ?",
+            [dataset],
+        ).fetchall()
+        if not rows:
+            known = [
+                r[0] for r in con.execute("SELECT name FROM datasets ORDER BY name").fetchall()
+            ]
+            raise NotFound(
+                f"no dataset {dataset!r} in {catalog.workspace.root}; known: {', '.join(known) or 'none'}."
+            )
+        dataset_id, fingerprint, source_path, n_dataset, dataset_root = rows[0]
+
+        run_meta: dict[str, Any] | None = None
+        run_sql, n_log, last_seq, sel_name = None, 0, None, None
+        if run_id is not None:
+            run_dir = run_dir_for(catalog, con, run_id)
+            run_meta = load_run_json(run_dir)
+            if (
+                run_meta.get("dataset_id") not in (None, dataset_id)
+                and run_meta.get("dataset") != dataset
+            ):
+                raise ThresherError(
+                    f"run {run_id} selected from dataset {run_meta.get('dataset')!r}, not {dataset!r}; "
+                    f"export it with --dataset {run_meta.get('dataset')}."
+                )
+            n_log, last_seq = decision_stats(con, run_id)
+            sel_name = selection or (run_meta.get("outputs") or {}).get("default_selection")
+            run_sql, params = effective_sql(run_dir, selection, upto_seq=last_seq or 0)
+            dstats = con.execute(
+                f"SELECT count(*) FILTER (WHERE override IS NOT NULL), "
+                f"count(*) FILTER (WHERE override IS DISTINCT FROM algorithmic AND override IS NOT NULL), "
+                f"count(*) FILTER (WHERE algorithmic), count(*) FILTER (WHERE effective), count(*) "
+                f"FROM ({run_sql})",
+                params,
+            ).fetchall()[0]
+        named = {"dataset_id": dataset_id}
+        if run_sql is not None:
+            named.update(params)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _export_snapshot AS "
+            + _snapshot_sql(run_sql, include_flagged),
+            named,
+        )
+        status_counts = dict(
+            con.execute("SELECT status, count(*) FROM _export_snapshot GROUP BY 1").fetchall()
+        )
+        n_selected = sum(status_counts.values())
+        n_fixed = status_counts.pop("fixed", 0)
+        n_ok = status_counts.pop("ok", 0) + n_fixed
+        skipped = dict(sorted(status_counts.items()))
+
+        if out_path is None:
+            target = catalog.workspace.exports_dir / (
+                _default_name(dataset, run_id, sel_name, fmt) + form.ext
+            )
+        else:
+            target = Path(out_path).expanduser().absolute()
+            if target.is_dir():
+                target = target / (_default_name(dataset, run_id, sel_name, fmt) + form.ext)
+        target.parent.mkdir(parents=True, exist_ok=True)
+
+        rel_root: Path | None = None
+        if path_style == "relative":
+            rel_root = Path(image_root or dataset_root or target.parent).expanduser().absolute()
+            _relative_dirs(con, rel_root)
+            # One row holding {folder: relative folder}; looked up per image inside the lambda.
+            reldirs = (
+                ", (SELECT map(list(dir), list(CASE WHEN rel = '.' THEN '' ELSE rel || '/' END)) "
+                "AS reldir FROM _export_reldirs) m"
+            )
+            imgs = (
+                "list_transform(images, lambda p: "
+                "reldir[regexp_extract(p, '^(.*)/[^/]*$', 1)] || regexp_extract(p, '[^/]*$'))"
+            )
+        else:
+            reldirs, imgs = "", "images"
+        line_query = (
+            f"SELECT {form.line_sql} AS line FROM (SELECT orig_id, {imgs} AS imgs, turns, sample_id "
+            f"FROM _export_snapshot{reldirs} WHERE status IN ('ok', 'fixed')) ORDER BY sample_id"
+        )
+        export_id = (
+            datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        )
+        tmp = target.with_name(f".{target.name}.tmp-{export_id}")
+        digest = hashlib.sha256()
+        temps = [tmp]
+        try:
+            with open(tmp, "wb") as fh:
+                reader = con.sql(line_query).to_arrow_reader(BATCH_ROWS)
+                n_written = _write_lines(_progress(reader, n_ok, progress), fh, digest, form.array)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if n_written != n_ok:
+                raise ThresherError(f"export wrote {n_written} samples, expected {n_ok}")
+            sha = digest.hexdigest()
+            created = datetime.now(timezone.utc)
+            meta = {
+                "export_id": export_id,
+                "format": fmt,
+                "path": str(target),
+                "sha256": sha,
+                "bytes": tmp.stat().st_size,
+                "path_style": path_style,
+                "image_root": str(rel_root) if rel_root else None,
+                "include_flagged": include_flagged,
+                "dataset": {
+                    "name": dataset,
+                    "dataset_id": dataset_id,
+                    "fingerprint": fingerprint,
+                    "source_path": source_path,
+                    "n_samples": n_dataset,
+                },
+                "run": None,
+                "selection": sel_name,
+                "counts": {
+                    "selected": n_selected,
+                    "exported": n_ok,
+                    "skipped": skipped,
+                    "skipped_total": sum(skipped.values()),
+                    "fixed_image_tokens": n_fixed,
+                },
+                "decisions": None,
+                "created_at": created.isoformat(timespec="seconds"),
+            }
+            if run_meta is not None:
+                n_applied, n_changed, n_algo, n_eff, n_run = dstats
+                meta["run"] = {
+                    "run_id": run_id,
+                    "method": run_meta.get("method"),
+                    "params": run_meta.get("params"),
+                    "seed": run_meta.get("seed"),
+                    "created_at": run_meta.get("created_at"),
+                    "dataset_fingerprint": run_meta.get("dataset_fingerprint"),
+                    "fingerprint_matches": run_meta.get("dataset_fingerprint")
+                    in (None, fingerprint),
+                    "n_samples": n_run,
+                    "algorithmic_selected": n_algo,
+                    "effective_selected": n_eff,
+                }
+                meta["decisions"] = {
+                    "applied": n_applied,
+                    "changed": n_changed,
+                    "log_entries": n_log,
+                    "last_seq": last_seq,
+                }
+            sidecar = target.with_name(target.name + ".meta.json")
+            temps.append(_atomic_text(sidecar, json.dumps(meta, indent=2) + "\n"))
+            extra: list[tuple[Path, Path]] = []
+            if fmt == "sharegpt":
+                info_path = target.parent / "dataset_info.json"
+                old = info_path.read_text(encoding="utf-8") if info_path.exists() else None
+                if old is not None:
+                    try:
+                        json.loads(old)
+                    except ValueError as exc:
+                        raise ThresherError(
+                            f"{info_path} is not valid JSON ({exc}); fix or move it, then export again."
+                        ) from exc
+                entry = sharegpt_dataset_info(target.stem, target.name)
+                info_tmp = _atomic_text(info_path, merge_dataset_info(old, entry))
+                temps.append(info_tmp)
+                extra.append((info_tmp, info_path))
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(
+                    "INSERT INTO exports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        export_id,
+                        run_id,
+                        dataset_id,
+                        sel_name,
+                        fmt,
+                        str(target),
+                        n_ok,
+                        meta["decisions"]["applied"] if meta["decisions"] else 0,
+                        last_seq,
+                        sha,
+                        created.replace(tzinfo=None),
+                    ],
+                )
+                _publish([(tmp, target), (temps[1], sidecar), *extra])
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            for t in temps:
+                t.unlink(missing_ok=True)
+    return ExportResult(
+        export_id=export_id,
+        path=target,
+        sidecar_path=sidecar,
+        format=fmt,
+        n_exported=n_ok,
+        n_selected=n_selected,
+        skipped=skipped,
+        n_fixed=n_fixed,
+        sha256=sha,
+        meta=meta,
+        extra_paths=[dst for _, dst in extra],
+    )
+
+
+def _progress(
+    reader: pa.RecordBatchReader, total: int, progress: Callable[[int, int], None] | None
+):
+    done = 0
+    for batch in reader:
+        yield batch
+        done += batch.num_rows
+        if progress:
+            progress(done, total)
