@@ -356,6 +356,8 @@ def list_runs(runs_dir: Path) -> list[RunInfo]:
     """Every run folder, newest first; a folder whose run.json is unreadable is skipped."""
     runs = []
     for path in runs_dir.glob("*/" + RUN_JSON):
+        if path.parent.name.startswith("."):  # a run still being created (or a crashed creation)
+            continue
         with contextlib.suppress(ThresherError):
             runs.append(load_run(path.parent))
     runs.sort(key=lambda r: r.meta.get("created_at", ""), reverse=True)
@@ -394,6 +396,9 @@ def result_summary(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
         row = con.execute(
             f"SELECT count(*) {''.join(', ' + s for s in sums)} FROM read_parquet({glob})"
         ).fetchone()
+    except duckdb.Error as exc:
+        # A run whose outputs declaration does not match its files must not break `thresher runs`.
+        return {"error": f"{run_dir / table}: {exc}".splitlines()[0]}
     finally:
         con.close()
     summary["rows"] = row[0]
@@ -407,7 +412,7 @@ def create_views(con: Any, run_dir: Path, meta: dict[str, Any]) -> list[str]:
     for stage in meta.get("stages", []):
         if not stage_files(run_dir, stage):
             continue
-        name = view_name(meta["run_id"], stage)
+        name = view_name(run_dir.name, stage)
         glob = _sql_str(str(run_dir.resolve() / stage / "*.parquet"))
         con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet({glob})')
         names.append(name)
@@ -419,15 +424,22 @@ def insert_run_row(con: Any, run_dir: Path, meta: dict[str, Any], status: str) -
         "INSERT OR REPLACE INTO runs (run_id, method, dataset_id, created_at, status, path, params, summary) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
         [
-            meta["run_id"],
-            meta["method"],
+            run_dir.name,
+            meta.get("method", "?"),
             meta.get("dataset_id"),
-            meta["created_at"],
+            meta.get("created_at") or _mtime_iso(run_dir),
             status,
             str(run_dir.resolve()),
             json.dumps(meta.get("params", {}), sort_keys=True),
         ],
     )
+
+
+def _mtime_iso(path: Path) -> str:
+    from datetime import datetime, timezone
+
+    stamp = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    return stamp.replace(tzinfo=None).isoformat("T", "seconds")
 
 
 def sync_runs(catalog: Any, only: list[str] | None = None) -> list[str]:

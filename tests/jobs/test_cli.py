@@ -103,3 +103,8 @@ def test_runs_shows_interrupted_and_resume_detached(toy, workspace):
     out = _invoke(workspace, "resume", "k", "--detach")
     assert "Resuming run k (interrupted)" in out and "in the background" in out
     wait_for(lambda: runs.read_status(run_dir)["status"] == "done", timeout=30)
+
+
+def test_attach_to_a_run_nobody_started_returns(toy, workspace):
+    create_run(toy, "sleepy", "toy", SleepyConfig(sleep_s=0), seed=0, run_id="idle")
+    assert "queued (not started" in _invoke(workspace, "attach", "idle")

@@ -110,3 +110,24 @@ def test_failure_is_recorded_and_resume_finishes(toy):
     assert len(runs.stage_files(run_dir, "score")) == 2  # shards before the failure are kept
     events, _ = runs.read_events(run_dir)
     assert events[-1]["event"] == "run_failed"
+
+
+def test_sync_tolerates_odd_folders_and_bad_outputs(toy, workspace):
+    (workspace.runs_dir / ".half.creating-1").mkdir()
+    (workspace.runs_dir / ".half.creating-1" / runs.RUN_JSON).write_text("{}")
+    foreign = workspace.runs_dir / "foreign"  # a run.json written by other code, with few fields
+    foreign.mkdir()
+    runs.write_json_atomic(foreign / runs.RUN_JSON, {"method": "eval", "outputs": None})
+    runs.write_status(foreign, "done")
+    bad = create_run(toy, "sleepy", "toy", SleepyConfig(sleep_s=0), seed=0, run_id="bad")
+    run_job(bad)
+    meta = runs.read_run_json(bad)
+    meta["outputs"]["selections"] = {"default": "no_such_column"}
+    runs.write_json_atomic(bad / runs.RUN_JSON, meta)
+    assert [r.run_id for r in runs.list_runs(workspace.runs_dir)].count("foreign") == 1
+    assert sorted(runs.sync_runs(toy)) == ["bad", "foreign"]
+    with toy.connect() as con:
+        rows = dict(con.execute("SELECT run_id, summary FROM runs").fetchall())
+    assert set(rows) == {"bad", "foreign"}
+    assert "no_such_column" in json.loads(rows["bad"])["error"]
+    assert json.loads(rows["foreign"]) == {"finished_at": None, "views": []}

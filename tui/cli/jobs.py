@@ -257,6 +257,15 @@ def attach_view(run_dir: Path, info: dict[str, Any], stages: dict[str, runs.Stag
     return Panel(Group(*parts), title=title)
 
 
+def _starting(run_dir: Path) -> bool:
+    """A queued run is worth waiting for only while a launched worker may still take its lock."""
+    try:
+        pid = int((run_dir / runs.PID).read_text())
+    except (FileNotFoundError, ValueError):
+        return runs.is_locked(run_dir)
+    return runs.is_locked(run_dir) or runs.pid_alive(pid)
+
+
 def attach(run_dir: Path, poll_s: float = 0.5) -> str | None:
     """Live view until the run stops (returns its status) or Ctrl-C (returns None)."""
     from rich.live import Live
@@ -276,6 +285,8 @@ def attach(run_dir: Path, poll_s: float = 0.5) -> str | None:
                 live.update(attach_view(run_dir, info, stages))
                 if info["status"] in runs.FINISHED or info["status"] == runs.INTERRUPTED:
                     return info["status"]
+                if info["status"] == "queued" and not _starting(run_dir):
+                    return "queued (not started; `thresher resume` starts it)"
                 time.sleep(poll_s)
     except KeyboardInterrupt:
         return None
