@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from store.catalog import Catalog
 from store.errors import IngestError
@@ -103,15 +104,21 @@ def _strip_tokens(text: str) -> str:
     return _TOKEN_RE.sub(" ", text).strip()
 
 
-def _hash_strings(h: hashlib._Hash, arr: pa.Array) -> None:
-    """Feed a string array's lengths and bytes to `h`; independent of how rows were batched."""
+def _lengths(arr: pa.Array) -> bytes:
+    return pc.binary_length(arr).to_numpy(zero_copy_only=False).astype("<i8").tobytes()
+
+
+def _lengths_of_lists(arr: pa.Array) -> bytes:
+    return arr.value_lengths().to_numpy(zero_copy_only=False).astype("<i8").tobytes()
+
+
+def _chars(arr: pa.Array) -> memoryview:
+    """The concatenated bytes of a string array (no copy)."""
     offsets = np.frombuffer(
         arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4
     )
-    h.update(np.diff(offsets).astype("<i8").tobytes())
     data = arr.buffers()[2]
-    if data is not None:
-        h.update(memoryview(data)[int(offsets[0]) : int(offsets[-1])])
+    return memoryview(data)[int(offsets[0]) : int(offsets[-1])] if data else memoryview(b"")
 
 
 class _Builder:
@@ -124,7 +131,14 @@ class _Builder:
         self.flag_counts: Counter[str] = Counter()
         self.n_flagged = 0
         # One digest per column, so the fingerprint does not depend on batch boundaries.
-        self.digests = {c: hashlib.sha256() for c in ("orig_id", "question", "answer", "images")}
+        # Separate streams (lengths and bytes of each column): concatenating batch after batch
+        # then gives the same digest whatever the batch borders.
+        self.digests = {
+            key: hashlib.sha256()
+            for col in ("orig_id", "question", "answer", "images")
+            for key in (f"{col}.len", f"{col}.chars")
+        }
+        self.digests["images.count"] = hashlib.sha256()
         self.batches: list[pa.RecordBatch] = []
         self._reset()
 
@@ -212,12 +226,13 @@ class _Builder:
         batch = pa.RecordBatch.from_arrays(
             [pa.array(self.cols[f.name], type=f.type) for f in SAMPLE_SCHEMA], schema=SAMPLE_SCHEMA
         )
-        for name, h in self.digests.items():
-            col = batch.column(name)
-            if name == "images":
-                h.update(col.value_lengths().to_numpy(zero_copy_only=False).astype("<i8").tobytes())
-                col = col.flatten()
-            _hash_strings(h, col)
+        d = self.digests
+        images = batch.column("images")
+        d["images.count"].update(_lengths_of_lists(images))
+        for name in ("orig_id", "question", "answer", "images"):
+            col = images.flatten() if name == "images" else batch.column(name)
+            d[f"{name}.len"].update(_lengths(col))
+            d[f"{name}.chars"].update(_chars(col))
         self.batches.append(batch)
         self._reset()
 
