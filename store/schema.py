@@ -73,6 +73,33 @@ MIGRATIONS: list[str] = [
         created_at   TIMESTAMP NOT NULL
     );
     """,
+    # 2: evaluations of a (base or fine-tuned) model on a held-out dataset, for the
+    # selection-vs-accuracy report (CLIPPER Table I). One row per `thresher eval`.
+    """
+    CREATE TABLE IF NOT EXISTS evaluations (
+        eval_id          VARCHAR PRIMARY KEY,   -- the eval run's id
+        created_at       TIMESTAMP NOT NULL,
+        dataset          VARCHAR NOT NULL,      -- the held-out dataset answered (by name)
+        dataset_id       INTEGER,
+        model            VARCHAR NOT NULL,      -- base model
+        adapter          VARCHAR,               -- LoRA adapter folder; NULL = the base model (zero-shot)
+        finetune_run_id  VARCHAR,               -- the fine-tune run that wrote the adapter
+        selection_run_id VARCHAR,               -- the run the training manifest was exported from; NULL = whole dataset
+        selection        VARCHAR,               -- the selection of that run (P1+W, default, ...)
+        train_dataset    VARCHAR,               -- the dataset the training manifest came from
+        n_train          BIGINT,                -- samples the adapter was trained on
+        n_full           BIGINT,                -- samples of train_dataset (for data reduction)
+        train_time_s     DOUBLE,                -- fine-tune wall time
+        engine           VARCHAR NOT NULL,
+        judge            VARCHAR NOT NULL,
+        n                BIGINT NOT NULL,       -- samples judged
+        n_correct        BIGINT NOT NULL,
+        n_undecided      BIGINT NOT NULL,       -- judge could not decide, or image unreadable
+        accuracy         DOUBLE NOT NULL,       -- n_correct / n
+        per_task         VARCHAR NOT NULL,      -- JSON {task: {"n", "correct", "accuracy"}}
+        options          VARCHAR                -- JSON: limit, max_new_tokens, engine options
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

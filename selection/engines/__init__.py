@@ -19,7 +19,7 @@ ENGINE_KINDS = ("transformers", "openai", "vllm")
 def load_engine(kind: str, model: str, **opts) -> Engine:
     """Build the engine `kind` for `model`; options go to that engine's constructor.
 
-    transformers: device, dtype, batch_size, trust_remote_code
+    transformers: device, dtype, batch_size, trust_remote_code, adapter (a peft LoRA folder)
     openai: base_url, api_key_env, concurrency, timeout_s, max_retries, backoff_s, log_path
     vllm: dtype, max_model_len, gpu_memory_utilization, tensor_parallel_size, limit_images, ...
     """

@@ -50,6 +50,7 @@ class TransformersEngine:
         dtype: str | None = None,
         batch_size: int = 8,
         trust_remote_code: bool = False,
+        adapter: str | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -72,6 +73,14 @@ class TransformersEngine:
                 f"cannot load model {self.model_id!r} with transformers: {exc}. "
                 "Pass --model a local folder with config.json, or a hub name you have cached"
             ) from exc
+        if adapter:
+            # A LoRA adapter from `thresher train` (or any peft adapter) on top of the base model.
+            from peft import PeftModel
+
+            try:
+                self.model = PeftModel.from_pretrained(self.model, str(adapter))
+            except (OSError, ValueError) as exc:
+                raise EngineError(f"cannot load adapter {adapter!r}: {exc}") from exc
         self.model.to(self.device).eval()
         tok = self.processor.tokenizer
         tok.padding_side = "left"  # generation appends on the right

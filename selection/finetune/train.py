@@ -1,0 +1,346 @@
+"""The fine-tune as a job: its run folder, and the stages `train` (one shard per checkpoint) and `finalize`.
+
+Each `train` shard runs `save_steps` optimizer steps and ends with a checkpoint, so the runner's
+rule "a present shard is a finished shard" also means "the checkpoint at its end exists": a rerun
+skips finished shards and the first missing one restores the checkpoint at its start. A cancel
+request therefore takes effect at the next checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from selection.finetune.config import FinetuneConfig
+from selection.finetune.data import Example, Manifest, read_manifest
+from selection.finetune.trainer import (
+    ADAPTER,
+    CHECKPOINTS,
+    SUMMARY,
+    Plan,
+    Trainer,
+    checkpoint_shards,
+    examples_from_input,
+)
+from selection.jobs.stage import single_shard
+from store import runs
+from store.errors import ThresherError
+
+METHOD = "finetune"
+BUILD_STAGES = "selection.finetune.train:build_stages"
+CONFIG_CLS = "selection.finetune.config:FinetuneConfig"
+
+_STEP_FIELDS = [
+    ("step", "int64"),
+    ("epoch", "float64"),
+    ("loss", "float64"),
+    ("lr", "float64"),
+    ("grad_norm", "float64"),
+    ("samples", "int64"),
+    ("tokens", "int64"),
+    ("skipped", "int64"),
+    ("seconds", "float64"),
+    ("overhead_s", "float64"),
+]
+
+
+def _metrics(row: dict[str, Any]) -> dict[str, Any]:
+    sps = row["samples"] / row["seconds"] if row["seconds"] else None
+    return {
+        "step": row["step"],
+        "epoch": round(row["epoch"], 4),
+        "loss": round(row["loss"], 5),
+        "lr": row["lr"],
+        "samples_per_s": round(sps, 3) if sps else None,
+    }
+
+
+class TrainStage:
+    """Optimizer steps [shard.start, shard.stop), then a checkpoint; returns the per-step log."""
+
+    name = "train"
+    unit = "steps"
+
+    def __init__(self, config: FinetuneConfig) -> None:
+        self.config = config
+        self.trainer: Trainer | None = None
+        self._examples: list[Example] | None = None
+
+    def examples(self, ctx: Any) -> list[Example]:
+        if self._examples is None:
+            self._examples = examples_from_input(ctx.input())
+        return self._examples
+
+    def plan(self, ctx: Any) -> list:
+        total = Plan.of(len(self.examples(ctx)), self.config).total_steps
+        return checkpoint_shards(total, self.config.save_steps, ctx.seed)
+
+    def run_shard(self, ctx: Any, shard: Any) -> Any:
+        import pyarrow as pa
+
+        t0 = time.perf_counter()
+        if self.trainer is None:
+            self.trainer = Trainer(self.config, self.examples(ctx), ctx.seed, ctx.log)
+            self.trainer.load()
+        trainer = self.trainer
+        if trainer.step != shard.start:
+            trainer.restore(ctx.run_dir, shard.start)
+        rows = []
+        for _ in range(shard.start, shard.stop):
+            row = trainer.train_step()
+            rows.append(row)
+            ctx.progress(row["step"] - shard.start, **_metrics(row))
+        trainer.save_checkpoint(ctx.run_dir, [r["loss"] for r in rows], self._info(trainer))
+        # ctx.progress is throttled; every checkpoint reports its metrics for sure.
+        ctx.emit(
+            "progress",
+            done=shard.stop,
+            total=trainer.plan.total_steps,
+            unit=self.unit,
+            extra={**_metrics(rows[-1]), "checkpoint": shard.stop},
+        )
+        for r in rows:
+            r["overhead_s"] = 0.0
+        rows[-1]["overhead_s"] = time.perf_counter() - t0 - sum(r["seconds"] for r in rows)
+        schema = pa.schema([(n, getattr(pa, t)()) for n, t in _STEP_FIELDS])
+        return pa.Table.from_pylist(rows, schema=schema)
+
+    @staticmethod
+    def _info(trainer: Trainer) -> dict[str, Any]:
+        return {
+            "arch": trainer.arch,
+            "target_modules": trainer.targets,
+            "trainable_params": trainer.trainable,
+            "total_params": trainer.total_params,
+            "device": trainer.device,
+            "precision": trainer.precision,
+            "steps_per_epoch": trainer.plan.steps_per_epoch,
+            "total_steps": trainer.plan.total_steps,
+        }
+
+
+class AdapterStage:
+    """Copies the last checkpoint's adapter to `<run>/adapter` and writes the training summary."""
+
+    name = "finalize"
+    unit = "adapters"
+
+    def __init__(self, config: FinetuneConfig) -> None:
+        self.config = config
+
+    def plan(self, ctx: Any) -> list:
+        return single_shard(1, ctx.seed, self.name)
+
+    def run_shard(self, ctx: Any, shard: Any) -> Any:
+        import pyarrow as pa
+
+        log = ctx.read_stage("train").to_pylist()
+        last = max(r["step"] for r in log)
+        ckpt = ctx.run_dir / CHECKPOINTS / f"step-{last:07d}"
+        state = json.loads((ckpt / "state.json").read_text())
+        dest = ctx.run_dir / ADAPTER
+        tmp = dest.with_name(f".{ADAPTER}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            shutil.copy2(ckpt / name, tmp / name)
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+        summary = training_summary(ctx.meta, self.config, log, state.get("info", {}), dest)
+        runs.write_json_atomic(ctx.run_dir / SUMMARY, summary)
+        ctx.log.info("fine-tune: adapter in %s, summary in %s", dest, ctx.run_dir / SUMMARY)
+        keys = ["n_train", "steps", "final_loss", "train_time_s", "samples_per_s"]
+        return pa.table({k: [summary[k]] for k in keys} | {"adapter": [str(dest)]})
+
+
+def training_summary(
+    meta: dict[str, Any],
+    config: FinetuneConfig,
+    log: list[dict[str, Any]],
+    info: dict[str, Any],
+    adapter: Path,
+) -> dict[str, Any]:
+    """What `thresher eval` and `report` need to tie an adapter to the selection it learned from."""
+    log = sorted(log, key=lambda r: r["step"])
+    step_s = sum(r["seconds"] for r in log)
+    samples = sum(r["samples"] for r in log)
+    tail = [r["loss"] for r in log[-max(1, len(log) // 10) :]]
+    manifest = meta.get("manifest", {})
+    export = manifest.get("meta", {})
+    return {
+        "run_id": meta["run_id"],
+        "model": config.model,
+        "adapter": str(adapter),
+        "manifest": manifest.get("path"),
+        "manifest_format": manifest.get("format"),
+        "manifest_sha256": manifest.get("sha256"),
+        "export": export,
+        "selection_run": export.get("run_id") or export.get("run"),
+        "selection": export.get("selection"),
+        "dataset": meta.get("dataset"),
+        "n_train": meta.get("n_input"),
+        "n_skipped": sum(r["skipped"] for r in log),
+        "steps": log[-1]["step"],
+        "epochs": log[-1]["epoch"],
+        "first_loss": log[0]["loss"],
+        "final_loss": sum(tail) / len(tail),
+        "train_time_s": step_s + sum(r["overhead_s"] for r in log),
+        "step_time_s": step_s,
+        "samples_per_s": samples / step_s if step_s else None,
+        "seed": meta.get("seed"),
+        "config": config.to_dict(),
+        **info,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def build_stages(config: FinetuneConfig) -> list:
+    return [TrainStage(config), AdapterStage(config)]
+
+
+# ---------------------------------------------------------------- the run folder
+
+
+def _input_table(examples: list[Example]) -> Any:
+    import pyarrow as pa
+
+    def first(role: str, ex: Example) -> str:
+        text = next((c for r, c in ex.turns if r == role), "")
+        return " ".join(text.replace("<image>", " ").split())
+
+    return pa.table(
+        {
+            "sample_id": pa.array([e.sample_id for e in examples], pa.int64()),
+            "orig_id": [e.id for e in examples],
+            "images": pa.array([list(e.images) for e in examples], pa.list_(pa.string())),
+            "question": [first("user", e) for e in examples],
+            "answer": [first("assistant", e) for e in examples],
+            "conversation": [
+                json.dumps([{"role": r, "content": c} for r, c in e.turns]) for e in examples
+            ],
+            "task": pa.array([e.task for e in examples], pa.string()),
+            "flags": pa.array([[] for _ in examples], pa.list_(pa.string())),
+        }
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("thresher")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _identity(manifest: Manifest, config: FinetuneConfig, seed: int) -> dict[str, Any]:
+    from selection.jobs.registry import config_to_params
+
+    return {
+        "method": METHOD,
+        "dataset": manifest.meta.get("dataset") or manifest.path.stem,
+        "dataset_fingerprint": hashlib.sha256(manifest.path.read_bytes()).hexdigest(),
+        "seed": int(seed),
+        "subset": None,
+        "params": config_to_params(config),
+    }
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    out = []
+    for key, value in new.items():
+        before = old.get(key)
+        if key == "params" and isinstance(before, dict):
+            out += [
+                f"{p}: {before.get(p)!r} -> {value.get(p)!r}"
+                for p in sorted(set(before) | set(value))
+                if before.get(p) != value.get(p)
+            ]
+        elif before != value:
+            out.append(f"{key}: {before!r} -> {value!r}")
+    return out
+
+
+def create_finetune_run(
+    catalog: Any, config: FinetuneConfig, *, seed: int = 0, run_id: str | None = None
+) -> Path:
+    """Make (or find, to resume) `runs/<id>/` for a fine-tune on `config.manifest`.
+
+    The manifest's samples are snapshotted into input.parquet, so a resumed run trains on the
+    same data even if the manifest is re-exported meanwhile. Same manifest bytes + settings =
+    same run id, so rerunning the command resumes.
+    """
+    from selection.jobs.runner import default_run_id
+
+    config.validate()
+    config.manifest = str(Path(config.manifest).expanduser().resolve())
+    manifest = read_manifest(config.manifest)
+    identity = _identity(manifest, config, seed)
+    run_id = (
+        runs.check_run_id(run_id)
+        if run_id
+        else default_run_id(METHOD, manifest.path.stem, identity)
+    )
+    run_dir = catalog.workspace.runs_dir / run_id
+    if (run_dir / runs.RUN_JSON).exists():
+        diffs = _differences(runs.read_run_json(run_dir), identity)
+        if diffs:
+            raise ThresherError(
+                f"run {run_id} already exists with other settings ({'; '.join(diffs)}). Rerun "
+                "with its original options to resume it, or choose another --name."
+            )
+        return run_dir
+    dataset_id = None
+    if manifest.meta.get("dataset"):
+        with catalog.connect() as con:
+            row = con.execute(
+                "SELECT dataset_id FROM datasets WHERE name = ?", [manifest.meta["dataset"]]
+            ).fetchone()
+        dataset_id = row[0] if row else None
+    catalog.workspace.runs_dir.mkdir(parents=True, exist_ok=True)
+    tmp = catalog.workspace.runs_dir / f".{run_id}.creating-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        runs.write_parquet_atomic(_input_table(manifest.examples), tmp / runs.INPUT)
+        meta = {
+            "run_id": run_id,
+            **identity,
+            "dataset_id": dataset_id,
+            "n_input": len(manifest.examples),
+            "created_at": datetime.now(timezone.utc).replace(tzinfo=None).isoformat("T", "seconds"),
+            "thresher_version": _version(),
+            "stages": [s.name for s in build_stages(config)],
+            "outputs": None,
+            "build_stages": BUILD_STAGES,
+            "config_cls": CONFIG_CLS,
+            "manifest": {
+                "path": str(manifest.path),
+                "format": manifest.format,
+                "sha256": identity["dataset_fingerprint"],
+                "meta": manifest.meta,
+            },
+        }
+        runs.write_json_atomic(tmp / runs.RUN_JSON, meta)
+        runs.write_status(tmp, "queued")
+        os.rename(tmp, run_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    with catalog.transaction() as con:
+        runs.insert_run_row(con, run_dir, meta, "queued")
+    return run_dir
+
+
+def read_training_summary(adapter: str | Path) -> dict[str, Any] | None:
+    """The summary of the fine-tune that wrote `adapter` (its run folder or the adapter folder)."""
+    path = Path(adapter).expanduser().resolve()
+    for cand in (path / SUMMARY, path.parent / SUMMARY):
+        if cand.exists():
+            return json.loads(cand.read_text())
+    return None
