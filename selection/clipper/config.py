@@ -85,7 +85,9 @@ class ClipperConfig:
         if self.engine == "openai" and not self.base_url:
             raise bad("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         if self.judge == "llm" and not (self.judge_base_url or self.base_url):
-            raise bad("--judge llm needs an endpoint: --base-url (or judge_base_url)")
+            raise bad("--judge llm needs an endpoint: --judge-base-url (or --base-url)")
+        if self.judge == "llm" and not self.judge_model:
+            raise bad("--judge llm needs --judge-model (the judge's served model name)")
         if self.mid_ppl_match and self.mid_ppl_match not in selection_names():
             raise bad(f"mid_ppl_match {self.mid_ppl_match!r} is not one of {selection_names()}")
 

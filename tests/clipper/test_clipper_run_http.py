@@ -1,0 +1,82 @@
+"""CLIPPER through the `openai` engine against a real chat-completions server on 127.0.0.1.
+
+The server records every request, so the one-shot prompt layout is checked on the wire, and its
+`prompt_logprobs` give each whitespace word log p = -0.5 * len(word), so perplexities are known.
+"""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from selection.clipper import register
+from selection.clipper.config import ClipperConfig
+from selection.jobs import create_run, run_job
+from tests.helpers.chat_server import ChatServer
+from tests.helpers.datasets import make_demo_dataset
+
+
+def _text(msg: dict) -> str:
+    c = msg["content"]
+    return c if isinstance(c, str) else " ".join(p["text"] for p in c if p.get("type") == "text")
+
+
+def _n_images(msg: dict) -> int:
+    c = msg["content"]
+    return 0 if isinstance(c, str) else sum(p.get("type") != "text" for p in c)
+
+
+def test_probe_prompts_on_the_wire_and_known_perplexities(catalog):
+    register()
+    make_demo_dataset(catalog, n=30, seed=6, name="demo")
+    with catalog.connect() as con:
+        rows = con.execute(
+            "SELECT sample_id, question, answer, len(images) FROM samples ORDER BY sample_id"
+        ).fetchall()
+    # The "model" knows the answers of every other sample (with a question asked only once):
+    # those land in P for sure.
+    questions = [q for _, q, _, _ in rows]
+    known = {
+        q: a for i, (_, q, a, _) in enumerate(rows) if i % 2 == 0 and questions.count(q) == 1
+    }
+    assert len(known) >= 5
+    with ChatServer(known) as srv:
+        cfg = ClipperConfig(
+            model="served", engine="openai", base_url=srv.base_url, m=4, shard_size=8
+        )
+        run_dir = create_run(catalog, "clipper", "demo", cfg, seed=0, run_id="http")
+        assert run_job(run_dir) == "done"
+        bodies = list(srv.requests)
+    res = pq.read_table(run_dir / "result")
+    probe = pq.read_table(run_dir / "probe")
+    by_id = {sid: (q, a, n) for sid, q, a, n in rows}
+    kn = dict(zip(res["sample_id"].to_pylist(), res["knowledge"].to_pylist(), strict=True))
+    assert all(kn[sid] == "P" for sid, q, _, _ in rows if q in known)
+    assert len(probe) == 4 * list(kn.values()).count("P")
+    # every probe was sent as [user: demo image(s) + question, assistant: demo answer, user: query]
+    sent = set()
+    for body in bodies:
+        msgs = body["messages"]
+        if len(msgs) == 3 and body.get("prompt_logprobs") is None:
+            assert [m["role"] for m in msgs] == ["user", "assistant", "user"]
+            sent.add(
+                (
+                    _text(msgs[0]),
+                    _n_images(msgs[0]),
+                    _text(msgs[1]),
+                    _text(msgs[2]),
+                    _n_images(msgs[2]),
+                )
+            )
+    expected = set()
+    for d, q in zip(probe["demo_id"].to_pylist(), probe["query_id"].to_pylist(), strict=True):
+        dq, da, dn = by_id[d]
+        qq, _, qn = by_id[q]
+        expected.add((dq, dn, da, qq, qn))
+    assert sent == expected
+    # the server's answer depends on the query alone, so no demonstration fixes anything here
+    assert set(res["subset_t1"].to_pylist()) <= {"P_not", "W_u", "unprobed"}
+    # perplexity: mean over answer words of 0.5 * len(word)
+    for sid, lp in zip(res["sample_id"].to_pylist(), res["log_ppl"].to_pylist(), strict=True):
+        words = by_id[sid][1].split()
+        assert lp == pytest.approx(0.5 * sum(map(len, words)) / len(words))
