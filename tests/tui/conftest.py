@@ -20,3 +20,9 @@ def app(runs_ws):
     from tui.app import ThresherApp
 
     return ThresherApp(runs_ws, image_mode="none")
+
+
+@pytest.fixture
+def anyio_backend():
+    """Pilot tests are coroutines; anyio's pytest plugin (installed with httpx) runs them on asyncio."""
+    return "asyncio"

@@ -128,6 +128,11 @@ class BrowserScreen(Screen):
         self._show_query()
         self.refresh_groups()
 
+    def on_screen_resume(self) -> None:
+        # decisions made on the detail screen (or another run's screens) change rows we cached
+        self.query_one(SampleTable).invalidate()
+        self.refresh_groups()
+
     def on_resize(self) -> None:
         table = self.query_one(SampleTable)
         self.query_one("#table-header", Label).update(table.header_text(table.size.width or 80))

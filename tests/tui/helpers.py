@@ -1,0 +1,49 @@
+"""Waiting helpers for Pilot tests: wait on workers and on conditions the app's messages make true."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+
+async def settle(pilot) -> None:
+    """Let short-lived workers finish and their messages be handled (never used with a following worker)."""
+    app = pilot.app
+    for _ in range(3):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def wait_for(pilot, condition, timeout: float = 10.0, what: str = "condition") -> None:
+    """Process messages until `condition()` holds; fails loudly instead of sleeping a fixed time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause()
+        await asyncio.sleep(0.02)
+    await pilot.pause()  # let the change that satisfied the condition be laid out and drawn
+
+
+def decision_rows(catalog, run_id: str) -> list[tuple]:
+    with catalog.connect() as con:
+        return con.execute(
+            "SELECT sample_id, action, scope FROM decisions WHERE run_id = ? ORDER BY seq", [run_id]
+        ).fetchall()
+
+
+def widget_text(widget) -> str:
+    """What a Static shows, as plain text: its content rendered the way Rich draws it at the widget's width."""
+    from rich.console import Console
+    from rich.text import Text
+
+    content = getattr(widget, "content", None)
+    if content is None:
+        return str(widget.render())
+    if isinstance(content, str):
+        return Text.from_markup(content).plain
+    with open(os.devnull, "w") as sink:
+        console = Console(width=max(widget.size.width, 40), record=True, file=sink)
+        console.print(content)
+        return console.export_text()

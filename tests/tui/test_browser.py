@@ -1,0 +1,138 @@
+"""Browser flows: keys -> decision log rows -> effective counts; bulk with confirmation; filters, sort, jump."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.tui.helpers import decision_rows, settle
+from tui.data.run_view import GroupKey
+from tui.screens.browser import BrowserScreen
+from tui.widgets.dialogs import ConfirmScreen
+from tui.widgets.sample_table import SampleTable
+
+BASE = 1 << 32
+pytestmark = pytest.mark.anyio
+
+
+async def open_browser(app, pilot, run_id="ofa-1"):
+    await settle(pilot)
+    app.open_browser(run_id)
+    await settle(pilot)
+    assert isinstance(app.screen, BrowserScreen)
+    return app.screen
+
+
+def group_row(screen, value):
+    return next(g for g in screen.groups if g.key.kind == "group" and g.key.value == value)
+
+
+async def test_keep_drop_clear_reach_the_log_and_the_counts(app, catalog):
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_browser(app, pilot)
+        table = screen.query_one(SampleTable)
+        assert app.focused is table
+        assert screen.groups[0].kept == 12 and group_row(screen, 0).kept == 3
+        # row 0 is cluster 0, algorithm drop -> keep it
+        await pilot.press("k")
+        await settle(pilot)
+        assert group_row(screen, 0).kept == 4 and screen.groups[0].kept == 13
+        assert "overrides 1" in str(screen.query_one("#run-header").render())
+        # mark rows 1 and 2 (space moves down), drop both as one list decision
+        await pilot.press("down", "space", "space", "d")
+        await settle(pilot)
+        app.writer.flush()
+        rows = decision_rows(catalog, "ofa-1")
+        assert rows == [
+            (BASE + 0, "keep", "sample"),
+            (BASE + 1, "drop", "list"),
+            (BASE + 2, "drop", "list"),
+        ]
+        # u clears the override on row 0: back to the algorithm's drop
+        await pilot.press("home", "u")
+        await settle(pilot)
+        app.writer.flush()
+        assert decision_rows(catalog, "ofa-1")[-1] == (BASE + 0, "clear", "sample")
+        assert table.row_at(0).override is None and table.row_at(0).effective is False
+        assert screen.groups[0].kept == 12  # rows 1, 2 were algorithm drops already
+
+
+async def test_bulk_drop_of_a_cluster_asks_with_the_count(app, catalog):
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_browser(app, pilot)
+        groups = screen.query_one("#groups")
+        groups.focus()
+        await pilot.press("down", "down")  # "all", cluster 0, cluster 1
+        await pilot.press("D")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Drop all 15 samples of cluster=1?" in str(
+            app.screen.query_one("#confirm-question").render()
+        )
+        await pilot.press("y")
+        await settle(pilot)
+        app.writer.flush()
+        rows = decision_rows(catalog, "ofa-1")
+        assert len(rows) == 15 and {r[1] for r in rows} == {"drop"}
+        assert {r[2] for r in rows} == {"group:cluster=1"}
+        assert group_row(screen, 1).kept == 0 and screen.groups[0].kept == 9
+
+
+async def test_bulk_declined_writes_nothing(app, catalog):
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_browser(app, pilot)
+        screen.query_one("#groups").focus()
+        await pilot.press("down", "K")
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        app.writer.flush()
+        assert decision_rows(catalog, "ofa-1") == []
+        assert isinstance(app.screen, BrowserScreen)
+
+
+async def test_sort_filter_and_jump(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_browser(app, pilot)
+        table = screen.query_one(SampleTable)
+        await pilot.press("s")  # confidence ascending
+        await settle(pilot)
+        confs = [table.row_at(i).scores[0] for i in range(table.view.n_rows)]
+        assert confs == sorted(confs) and confs[0] < confs[-1]
+        await pilot.press("s")  # confidence descending
+        await settle(pilot)
+        assert table.row_at(0).scores[0] == max(confs)
+        await pilot.press("f")  # kept only
+        await settle(pilot)
+        assert screen.view.n_rows == 12
+        assert all(table.row_at(i).effective for i in range(12))
+        await pilot.press("escape")
+        await settle(pilot)
+        assert screen.view.n_rows == 60
+        assert screen.jump_to("42")
+        assert table.current.sample_id == BASE + 42
+        # text filter through the prompt
+        await pilot.press("slash")
+        await settle(pilot)
+        await pilot.press(*"object 1", "enter")
+        await settle(pilot)
+        shown = [table.row_at(i).question for i in range(screen.view.n_rows)]
+        assert shown and all("object 1" in q for q in shown)
+        assert len(shown) == 11  # 1, 10..19
+
+
+async def test_clipper_groups_and_grouping_switch(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_browser(app, pilot, "clipper-1")
+        labels = [g.key for g in screen.groups]
+        assert GroupKey("group", "subset_t1", "W_u") in labels
+        assert GroupKey("selection", "P1+Wc") in labels
+        await pilot.press("v")
+        await settle(pilot)
+        assert screen.grouping == "subset_t2"
+        assert any(g.key.column == "subset_t2" for g in screen.groups)
+        # enter on a subset row shows only its samples
+        screen.query_one("#groups").focus()
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        assert screen.query_state.group == screen.groups[1].key
+        assert screen.view.n_rows == screen.groups[1].size

@@ -1,0 +1,18 @@
+"""Importing the app loads no torch (or other heavy ML libraries): the first paint must not wait for them."""
+
+import subprocess
+import sys
+
+HEAVY = {"torch", "transformers", "open_clip", "vllm", "faiss"}
+
+
+def test_tui_app_import_loads_no_torch():
+    code = (
+        "import tui.app, tui.screens.browser, tui.screens.detail, tui.screens.monitor, "
+        "tui.screens.export, tui.screens.compare, tui.screens.start_run\n"
+        "import sys; print('\\n'.join(sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    loaded = {m.split(".")[0] for m in out.stdout.split()}
+    assert "textual" in loaded  # the probe really imported the app
+    assert not loaded & HEAVY
