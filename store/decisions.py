@@ -170,6 +170,31 @@ def record(
     return len(ids)
 
 
+def resolve_orig_ids(catalog: Catalog, run_id: str, orig_ids: Iterable[str]) -> pa.Array:
+    """Sample ids of the run's dataset for the original ids a user knows (as in an `ids` export)."""
+    wanted = pa.table({"orig_id": pa.array([str(o) for o in orig_ids], pa.string())})
+    with catalog.connect() as con:
+        dataset_id = _run_dataset_id(catalog, con, run_id)
+        if dataset_id is None:
+            raise ThresherError(f"run {run_id} names no dataset_id; decide by --group instead.")
+        con.register("_wanted_ids", wanted)
+        try:
+            found = con.sql(
+                "SELECT w.orig_id, s.sample_id FROM _wanted_ids w LEFT JOIN "
+                "(SELECT orig_id, sample_id FROM samples WHERE dataset_id = $d) s USING (orig_id)",
+                params={"d": dataset_id},
+            ).to_arrow_table()
+        finally:
+            con.unregister("_wanted_ids")
+    missing = found.filter(pc.is_null(found["sample_id"]))["orig_id"].to_pylist()
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise NotFound(
+            f"ids {missing[:5]}{more} are not in the dataset of run {run_id}; nothing was recorded."
+        )
+    return found["sample_id"].combine_chunks()
+
+
 def group_sample_ids(run_dir: str | os.PathLike[str], column: str, value: Any) -> pa.Array:
     """Sample ids of one group (cluster, subset) of a run, read from its result shards."""
     import duckdb
@@ -196,7 +221,7 @@ def group_sample_ids(run_dir: str | os.PathLike[str], column: str, value: Any) -
                 "ORDER BY v LIMIT 12"
             ).fetchall()
             raise NotFound(
-                f"run {run.get('run_id')} has no {column} = {value!r}; values include: "
+                f"run {run.get('run_id')} has no {column} = {value}; values include: "
                 f"{', '.join(str(v[0]) for v in values)}."
             )
     finally:
