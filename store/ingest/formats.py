@@ -316,7 +316,7 @@ def _images(value: object) -> list[str]:
 
 
 def _turns(value: object, spec: Spec) -> list[tuple[str, str]]:
-    if isinstance(value, str):  # a table column holding the conversation as JSON text
+    if isinstance(value, str) and spec.fmt == "table":  # a column of JSON text
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:

@@ -204,7 +204,10 @@ def iter_json_array(path: Path, progress: Progress) -> Iterator[Record]:
                         "Unterminated string"
                     )
                     if src.eof or not near_end:
-                        cut = src.eof and exc.pos >= len(b.text.rstrip()) - 1
+                        cut = src.eof and (
+                            exc.pos >= len(b.text.rstrip()) - 1
+                            or exc.msg.startswith("Unterminated string")
+                        )
                         raise _fail(
                             path,
                             f"sample {index}, {where(exc.pos)}",

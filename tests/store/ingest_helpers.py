@@ -30,7 +30,7 @@ def llava_row(i: int, image: str | list | None = "img/a.png", answer: str = "Red
     row = {"id": f"s{i}"}
     if image is not None:
         row["image"] = image
-    n = 0 if image is None else (1 if isinstance(image, str) else len(image))
+    n = len(image) if isinstance(image, list) else (0 if image is None else 1)
     row["conversations"] = [
         {"from": "human", "value": "<image>\n" * n + f"Question {i}?"},
         {"from": "gpt", "value": answer},

@@ -374,6 +374,9 @@ def doctor(workspace: Workspace) -> None:
     from rich.markup import escape
 
     table = Table(show_header=False, box=None, padding=(0, 1))
+    table.add_column()
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # paths must stay whole to be copied
     for label, state, detail in checks:
         table.add_row(marks[state], f"[bold]{label}[/]", escape(detail))
     _console().print(table)
