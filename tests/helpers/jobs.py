@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +23,19 @@ class SleepyConfig:
     sleep_s: float = 0.05  # per shard, so tests can kill or cancel a job mid-stage
     threshold: float = 0.5
     fail_at_shard: int | None = None  # raise in this shard of `score` (tests the failed state)
+    # A folder: shard i of `score` waits until the file <gate>/<i> exists, so a test decides
+    # exactly where a job is when it kills or cancels it (no timing guesses on a busy machine).
+    gate: str | None = None
+
+
+def open_gates(gate, *indices: int) -> None:
+    for i in indices:
+        (Path(gate) / str(i)).touch()
+
+
+def inside_shard(gate, index: int) -> bool:
+    """True once the job has started shard `index` of `score` (and waits at its gate)."""
+    return (Path(gate) / f"in-{index}").exists()
 
 
 class ScoreStage:
@@ -39,6 +53,8 @@ class ScoreStage:
     def run_shard(self, ctx: RunContext, shard: Shard) -> pa.Table:
         if shard.index == self.config.fail_at_shard:
             raise RuntimeError(f"planned failure in shard {shard.index}")
+        if self.config.gate is not None:
+            _wait_for_gate(Path(self.config.gate) / str(shard.index))
         rows = ctx.input_rows(shard)
         rng = np.random.default_rng(shard.seed)
         for i in range(shard.size):
@@ -50,6 +66,16 @@ class ScoreStage:
                 "score": pa.array(rng.random(shard.size), pa.float64()),
             }
         )
+
+
+def _wait_for_gate(path: Path, timeout_s: float = 60.0) -> None:
+    # Announce "inside this shard now", so a test can act while the shard is in flight.
+    path.with_name(f"in-{path.name}").touch()
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {path} never opened")
+        time.sleep(0.01)
 
 
 class EmbedStage:

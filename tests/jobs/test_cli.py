@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from selection.jobs import create_run, spawn_worker
 from store import runs
 from store.errors import ThresherError
-from tests.helpers.jobs import SleepyConfig
+from tests.helpers.jobs import SleepyConfig, inside_shard, open_gates
 from tests.jobs.conftest import n_shards, wait_for
 from tui.cli import cli, main
 from tui.cli.jobs import start_run
@@ -60,10 +61,17 @@ def test_attach_follows_a_run_to_the_end(toy, workspace):
         assert stage in out
 
 
-def test_ctrl_c_in_attach_leaves_the_job_running(toy, workspace):
-    run_dir = create_run(toy, "sleepy", "toy", SleepyConfig(sleep_s=0.25), seed=0, run_id="bg")
+@pytest.fixture
+def gate(tmp_path):
+    (tmp_path / "gate").mkdir()
+    return tmp_path / "gate"
+
+
+def test_ctrl_c_in_attach_leaves_the_job_running(toy, workspace, gate):
+    config = SleepyConfig(sleep_s=0.02, gate=str(gate))
+    run_dir = create_run(toy, "sleepy", "toy", config, seed=0, run_id="bg")
     spawn_worker(run_dir)
-    wait_for(lambda: runs.read_status(run_dir)["status"] == "running")
+    wait_for(lambda: inside_shard(gate, 0))
     attach = subprocess.Popen(
         [sys.executable, "-m", "tui", "-w", str(workspace.root), "attach", "bg"],
         stdout=subprocess.PIPE,
@@ -76,30 +84,47 @@ def test_ctrl_c_in_attach_leaves_the_job_running(toy, workspace):
     assert attach.returncode == 0, err
     assert "Detached; run bg keeps going." in out
     assert runs.read_status(run_dir)["status"] == "running"
+    open_gates(gate, *range(6))
     wait_for(lambda: runs.read_status(run_dir)["status"] == "done", timeout=30)
 
 
-def test_cancel_runs_resume_commands(toy, workspace):
-    run_dir = create_run(toy, "sleepy", "toy", SleepyConfig(sleep_s=0.15), seed=0, run_id="c")
+def test_cancel_runs_resume_commands(toy, workspace, gate):
+    config = SleepyConfig(sleep_s=0.02, gate=str(gate))
+    run_dir = create_run(toy, "sleepy", "toy", config, seed=0, run_id="c")
+    open_gates(gate, 0)
     spawn_worker(run_dir)
-    wait_for(lambda: n_shards(run_dir) >= 1)
+    wait_for(lambda: inside_shard(gate, 1))
+
+    def open_after_cancel_request():
+        wait_for(lambda: (run_dir / runs.CANCEL).exists())
+        open_gates(gate, 1)  # the job finishes shard 1, then stops: `cancel` waits for that
+
+    opener = threading.Thread(target=open_after_cancel_request)
+    opener.start()
     out = _invoke(workspace, "cancel", "c")
+    opener.join()
     assert "Cancel requested for c" in out and "Run c: cancelled." in out
     assert "cancelled" in _invoke(workspace, "runs")
+    assert n_shards(run_dir) == 2
     assert "is not running (cancelled)" in _invoke(workspace, "cancel", "c")
+    open_gates(gate, *range(6))
     out = _invoke(workspace, "resume", "c")
     assert "Resuming run c (cancelled)" in out and "Run c done" in out
     assert n_shards(run_dir) == 6
 
 
-def test_runs_shows_interrupted_and_resume_detached(toy, workspace):
-    run_dir = create_run(toy, "sleepy", "toy", SleepyConfig(sleep_s=0.15), seed=0, run_id="k")
+def test_runs_shows_interrupted_and_resume_detached(toy, workspace, gate):
+    config = SleepyConfig(sleep_s=0.02, gate=str(gate))
+    run_dir = create_run(toy, "sleepy", "toy", config, seed=0, run_id="k")
+    open_gates(gate, 0)
     pid = spawn_worker(run_dir)
-    wait_for(lambda: n_shards(run_dir) >= 1)
+    wait_for(lambda: inside_shard(gate, 1))
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: runs.read_status(run_dir)["status"] == runs.INTERRUPTED)
     listing = _invoke(workspace, "runs")
     assert "interrupted" in listing and "score" in listing
+    assert "score 4/24" in listing
+    open_gates(gate, *range(6))
     out = _invoke(workspace, "resume", "k", "--detach")
     assert "Resuming run k (interrupted)" in out and "in the background" in out
     wait_for(lambda: runs.read_status(run_dir)["status"] == "done", timeout=30)

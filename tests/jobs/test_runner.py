@@ -24,6 +24,7 @@ def test_create_run_writes_the_folder_and_the_catalog_row(toy):
         "sleep_s": 0,
         "threshold": 0.5,
         "fail_at_shard": None,
+        "gate": None,
     }
     assert meta["outputs"]["selections"] == {"default": "selected"}
     assert meta["dataset_fingerprint"] == "fp-toy-24"
