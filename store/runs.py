@@ -265,6 +265,21 @@ def append_event(run_dir: Path, event: dict[str, Any]) -> None:
         os.close(fd)
 
 
+def read_last_events(run_dir: Path, max_bytes: int = 65536) -> list[dict[str, Any]]:
+    """The events in the last `max_bytes` of the log: enough for "where is this run now"."""
+    try:
+        size = (run_dir / PROGRESS).stat().st_size
+    except FileNotFoundError:
+        return []
+    start = max(0, size - max_bytes)
+    if start:
+        with open(run_dir / PROGRESS, "rb") as fh:
+            fh.seek(start - 1)
+            # Begin after the first newline at or past `start`: the line cut in half is skipped.
+            start += fh.read(max_bytes).find(b"\n")
+    return read_events(run_dir, start)[0]
+
+
 def read_events(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Events from byte `offset` on, and the offset to continue from.
 
@@ -345,10 +360,10 @@ class RunInfo:
         return list(self.stages.values())[-1]
 
 
-def load_run(run_dir: Path) -> RunInfo:
+def load_run(run_dir: Path, full: bool = False) -> RunInfo:
+    """A run's metadata, status and stage progress (from the log's tail unless `full`)."""
     stages: dict[str, StageProgress] = {}
-    events, _ = read_events(run_dir)
-    fold_events(events, stages)
+    fold_events(read_events(run_dir)[0] if full else read_last_events(run_dir), stages)
     return RunInfo(run_dir.name, run_dir, read_run_json(run_dir), read_status(run_dir), stages)
 
 

@@ -133,3 +133,26 @@ def test_runs_shows_interrupted_and_resume_detached(toy, workspace, gate):
 def test_attach_to_a_run_nobody_started_returns(toy, workspace):
     create_run(toy, "sleepy", "toy", SleepyConfig(sleep_s=0), seed=0, run_id="idle")
     assert "queued (not started" in _invoke(workspace, "attach", "idle")
+
+
+def test_attach_view_draws_stage_bars_and_gpu_meters(tmp_path):
+    from rich.console import Console
+
+    from tui.cli.jobs import attach_view
+
+    (tmp_path / runs.LOG).write_text("line one\nthe last log line\n")
+    gpu = {"index": 0, "name": "H100", "util": 97, "mem_used": 12 * 2**30, "mem_total": 80 * 2**30}
+    events = [
+        {"event": "stage_start", "stage": "encode", "done": 0, "total": 4096, "unit": "samples"},
+        {"event": "progress", "stage": "encode", "done": 512, "total": 4096, "rate": 85.3,
+         "eta_s": 42.0, "unit": "samples", "gpu": [{**gpu, "power_w": 310.0}]},
+    ]  # fmt: skip
+    stages: dict = {}
+    runs.fold_events(events, stages)
+    console = Console(record=True, width=120)
+    console.print(attach_view(tmp_path, {"status": "running", "gpu": events[1]["gpu"]}, stages))
+    text = console.export_text()
+    assert "encode" in text and "512/4,096 samples" in text and "85.3 samples/s" in text
+    assert "ETA 0:00:42" in text
+    assert "GPU0 H100: util  97%" in text and "12.0/80.0 GiB" in text and "310 W" in text
+    assert "the last log line" in text

@@ -138,3 +138,18 @@ def test_sampler_with_nvml_but_no_driver_is_silent(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", broken)
     monkeypatch.setattr(telemetry, "NVML_AVAILABLE", True)
     assert telemetry.GpuSampler().sample() == []
+
+
+def test_last_events_start_at_a_line_boundary(tmp_path):
+    for i in range(200):
+        runs.append_event(tmp_path, {"event": "progress", "done": i, "extra": {"x": {"y": i}}})
+    size = (tmp_path / runs.PROGRESS).stat().st_size
+    every = runs.read_events(tmp_path)[0]
+    for max_bytes in (1, 50, 51, 52, 1000, 1001, size - 1, size, size + 10):
+        tail = runs.read_last_events(tmp_path, max_bytes)
+        assert tail == every[len(every) - len(tail) :]  # a suffix of whole events, in order
+        tail_bytes = sum(len(json.dumps(e, separators=(",", ":"))) + 1 for e in tail)
+        line = len(json.dumps(every[-1], separators=(",", ":"))) + 1
+        assert tail_bytes <= max_bytes and (max_bytes < line or tail)
+    assert runs.read_last_events(tmp_path, size) == every
+    assert runs.read_last_events(tmp_path / "absent") == []
