@@ -102,12 +102,14 @@ def _snapshot_sql(run_sql: str | None, include_flagged: bool) -> str:
 
 
 def _relative_dirs(con: Any, base: Path) -> None:
-    """Register `_export_reldirs(dir, rel)`: each image folder relative to `base`."""
+    """Register `_export_reldirs(dir, rel)`: each image folder outside `base`, relative to it."""
     dirs = [
         r[0]
         for r in con.execute(
             "SELECT DISTINCT regexp_extract(p, '^(.*)/[^/]*$', 1) FROM "
-            "(SELECT unnest(images) AS p FROM _export_snapshot WHERE status IN ('ok', 'fixed'))"
+            "(SELECT unnest(images) AS p FROM _export_snapshot WHERE status IN ('ok', 'fixed')) "
+            "WHERE NOT starts_with(p, $prefix)",
+            {"prefix": str(base).rstrip("/") + "/"},
         ).fetchall()
     ]
     rel = [os.path.relpath(d or "/", base) for d in dirs]
@@ -248,14 +250,18 @@ def export(
         if path_style == "relative":
             rel_root = Path(image_root or dataset_root or target.parent).expanduser().absolute()
             _relative_dirs(con, rel_root)
-            # One row holding {folder: relative folder}; looked up per image inside the lambda.
+            # Under the root (the usual case) a prefix cut; elsewhere ("../x") a lookup in one
+            # row holding {folder: relative folder}, computed in Python once per folder.
+            prefix = str(rel_root).rstrip("/") + "/"
+            lit = "'" + prefix.replace("'", "''") + "'"
             reldirs = (
                 ", (SELECT map(list(dir), list(CASE WHEN rel = '.' THEN '' ELSE rel || '/' END)) "
                 "AS reldir FROM _export_reldirs) m"
             )
             imgs = (
-                "list_transform(images, lambda p: "
-                "reldir[regexp_extract(p, '^(.*)/[^/]*$', 1)] || regexp_extract(p, '[^/]*$'))"
+                f"list_transform(images, lambda p: CASE WHEN starts_with(p, {lit}) "
+                f"THEN substr(p, {len(prefix) + 1}) ELSE "
+                "reldir[regexp_extract(p, '^(.*)/[^/]*$', 1)] || regexp_extract(p, '[^/]*$') END)"
             )
         else:
             reldirs, imgs = "", "images"
