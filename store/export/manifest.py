@@ -60,11 +60,13 @@ class ExportResult:
 
 def _snapshot_sql(run_sql: str | None, include_flagged: bool) -> str:
     """The samples to export with a `status`: ok, fixed (tokens prepended) or a skip reason."""
+    # A run can name samples that a later re-ingest removed: they are counted, not silently lost.
     chosen = (
-        "SELECT s.* FROM samples s WHERE s.dataset_id = $dataset_id"
+        "SELECT s.*, false AS gone FROM samples s WHERE s.dataset_id = $dataset_id"
         if run_sql is None
-        else f"SELECT s.* FROM samples s JOIN ({run_sql}) e USING (sample_id) "
-        "WHERE s.dataset_id = $dataset_id AND e.effective"
+        else f"SELECT s.* EXCLUDE (sample_id), e.sample_id, s.sample_id IS NULL AS gone "
+        f"FROM ({run_sql}) e LEFT JOIN samples s "
+        "ON s.sample_id = e.sample_id AND s.dataset_id = $dataset_id WHERE e.effective"
     )
     flag_check = (
         "NULL"
@@ -75,7 +77,7 @@ def _snapshot_sql(run_sql: str | None, include_flagged: bool) -> str:
     return f"""
         WITH chosen AS ({chosen}),
         parsed AS (
-            SELECT sample_id, orig_id, images,
+            SELECT sample_id, orig_id, images, gone,
                    json_transform(conversation, '[{{"role":"VARCHAR","content":"VARCHAR"}}]') AS turns0,
                    coalesce(list_sum(list_transform(turns0, lambda t:
                        (length(coalesce(t.content, '')) -
@@ -86,7 +88,8 @@ def _snapshot_sql(run_sql: str | None, include_flagged: bool) -> str:
             FROM chosen
         )
         SELECT sample_id, orig_id, images,
-               CASE WHEN bad_flag IS NOT NULL THEN bad_flag
+               CASE WHEN gone THEN 'not_in_dataset'
+                    WHEN bad_flag IS NOT NULL THEN bad_flag
                     WHEN turns0 IS NULL THEN 'unreadable_conversation'
                     WHEN n_tok = n_img THEN 'ok'
                     WHEN n_tok = 0 AND first_user IS NOT NULL THEN 'fixed'

@@ -243,3 +243,15 @@ def test_user_errors_are_clear(catalog):
         export(catalog, dataset="syn", selection="default", fmt="llava")
     with pytest.raises(NotFound, match="no run 'ghost'"):
         export(catalog, dataset="syn", run_id="ghost", fmt="llava")
+
+
+def test_run_samples_removed_from_the_dataset_are_counted(catalog):
+    insert_synthetic_samples(catalog, "syn", 10)
+    ids = sample_ids(catalog, "syn")
+    write_run(catalog, "r1", "syn", pa.table({"sample_id": ids, "selected": [True] * 10}),
+              outputs={"selections": {"default": "selected"}, "default_selection": "default"})  # fmt: skip
+    with catalog.transaction() as con:  # what a re-ingest without these two samples leaves
+        con.execute("DELETE FROM samples WHERE sample_id IN (?, ?)", ids[3:5])
+    res = export(catalog, dataset="syn", run_id="r1", fmt="ids")
+    assert res.skipped == {"not_in_dataset": 2} and res.n_exported == 8 and res.n_selected == 10
+    assert "s3" not in res.path.read_text().split()
