@@ -64,6 +64,27 @@ def read_sidecar(manifest: Path) -> dict[str, Any]:
         raise ThresherError(f"{side}: unreadable export sidecar ({exc}); re-export it") from exc
 
 
+def export_link(meta: dict[str, Any]) -> dict[str, Any]:
+    """From an export sidecar: the dataset it came from and the run/selection that chose it.
+
+    A whole-dataset export has no run: a fine-tune on it is the "full data" baseline.
+    """
+    ds = meta.get("dataset")
+    run = meta.get("run")
+    if not isinstance(ds, dict):
+        ds = {"name": ds} if ds else {}
+    run_id = run.get("run_id") if isinstance(run, dict) else run
+    return {
+        "dataset": ds.get("name"),
+        "dataset_id": ds.get("dataset_id"),
+        "n_full": ds.get("n_samples"),
+        "selection_run_id": run_id,
+        "selection": meta.get("selection") if run_id else None,
+        "method": run.get("method") if isinstance(run, dict) else None,
+        "export_id": meta.get("export_id"),
+    }
+
+
 def _llamafactory_entry(manifest: Path) -> dict[str, Any] | None:
     """The dataset_info.json entry that registers this file, when one sits beside it."""
     info = manifest.parent / "dataset_info.json"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from selection.finetune.config import FinetuneConfig
-from selection.finetune.data import Example, Manifest, read_manifest
+from selection.finetune.data import Example, Manifest, export_link, read_manifest
 from selection.finetune.trainer import (
     ADAPTER,
     CHECKPOINTS,
@@ -172,7 +172,7 @@ def training_summary(
     samples = sum(r["samples"] for r in log)
     tail = [r["loss"] for r in log[-max(1, len(log) // 10) :]]
     manifest = meta.get("manifest", {})
-    export = manifest.get("meta", {})
+    link = export_link(manifest.get("meta", {}))
     return {
         "run_id": meta["run_id"],
         "model": config.model,
@@ -180,10 +180,12 @@ def training_summary(
         "manifest": manifest.get("path"),
         "manifest_format": manifest.get("format"),
         "manifest_sha256": manifest.get("sha256"),
-        "export": export,
-        "selection_run": export.get("run_id") or export.get("run"),
-        "selection": export.get("selection"),
-        "dataset": meta.get("dataset"),
+        "export_id": link["export_id"],
+        "selection_run_id": link["selection_run_id"],
+        "selection": link["selection"],
+        "selection_method": link["method"],
+        "dataset": link["dataset"],
+        "n_full": link["n_full"],
         "n_train": meta.get("n_input"),
         "n_skipped": sum(r["skipped"] for r in log),
         "steps": log[-1]["step"],
@@ -244,7 +246,7 @@ def _identity(manifest: Manifest, config: FinetuneConfig, seed: int) -> dict[str
 
     return {
         "method": METHOD,
-        "dataset": manifest.meta.get("dataset") or manifest.path.stem,
+        "dataset": export_link(manifest.meta)["dataset"] or manifest.path.stem,
         "dataset_fingerprint": hashlib.sha256(manifest.path.read_bytes()).hexdigest(),
         "seed": int(seed),
         "subset": None,
@@ -297,10 +299,11 @@ def create_finetune_run(
             )
         return run_dir
     dataset_id = None
-    if manifest.meta.get("dataset"):
+    link = export_link(manifest.meta)
+    if link["dataset"]:
         with catalog.connect() as con:
             row = con.execute(
-                "SELECT dataset_id FROM datasets WHERE name = ?", [manifest.meta["dataset"]]
+                "SELECT dataset_id FROM datasets WHERE name = ?", [link["dataset"]]
             ).fetchone()
         dataset_id = row[0] if row else None
     catalog.workspace.runs_dir.mkdir(parents=True, exist_ok=True)
