@@ -253,3 +253,18 @@ def make_images(folder: str | os.PathLike, n: int = 2, size: int = 40) -> list[s
         img.save(path)
         paths.append(str(path))
     return paths
+
+
+def demo_model_dir() -> Path:
+    """The real demo model (SmolLM2 weights, ~25 s to build), cached across test sessions.
+
+    The build is deterministic and atomic, so reusing it between sessions is safe; the folder
+    name carries DEMO_VERSION so a changed build is rebuilt. Override with
+    THRESHER_TEST_CACHE (default: <tmp>/thresher-test-cache).
+    """
+    from selection.models.demo_model import DEMO_NAME, DEMO_VERSION, build_demo_model
+
+    root = Path(
+        os.environ.get("THRESHER_TEST_CACHE") or Path(tempfile.gettempdir()) / "thresher-test-cache"
+    )
+    return build_demo_model(root / f"{DEMO_NAME}-v{DEMO_VERSION}")
