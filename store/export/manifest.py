@@ -226,9 +226,13 @@ def export(
         named = {"dataset_id": dataset_id}
         if run_sql is not None:
             named.update(params)
+        # Sorted once here (before the lines exist, so the sort moves small rows); the line query
+        # then streams in this order because DuckDB keeps insertion order for un-ORDERed scans.
+        con.execute("SET preserve_insertion_order = true")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _export_snapshot AS "
-            + _snapshot_sql(run_sql, include_flagged),
+            + _snapshot_sql(run_sql, include_flagged)
+            + " ORDER BY sample_id",
             named,
         )
         status_counts = dict(
@@ -270,7 +274,7 @@ def export(
             reldirs, imgs = "", "images"
         line_query = (
             f"SELECT {form.line_sql} AS line FROM (SELECT orig_id, {imgs} AS imgs, turns, sample_id "
-            f"FROM _export_snapshot{reldirs} WHERE status IN ('ok', 'fixed')) ORDER BY sample_id"
+            f"FROM _export_snapshot{reldirs} WHERE status IN ('ok', 'fixed'))"
         )
         export_id = (
             datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
