@@ -11,12 +11,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from store.errors import NotFound, ThresherError
+
+if TYPE_CHECKING:  # pyarrow is imported where used: `thresher --help` should not pay for it
+    import pyarrow as pa
 
 RUN_JSON = "run.json"
 INPUT = "input.parquet"
@@ -51,6 +51,8 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
 
     The temp name ends in `.tmp`, so `*.parquet` globs (and DuckDB views) never see it.
     """
+    import pyarrow.parquet as pq
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp, compression="zstd", compression_level=3, write_statistics=True)
     os.replace(tmp, path)
@@ -103,6 +105,9 @@ def snapshot_input(
 
     Goes through Arrow batches so a large dataset never sits in Python objects.
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     if sample_ids is None:
         query = f"SELECT {INPUT_COLUMNS} FROM samples WHERE dataset_id = $1 ORDER BY sample_id"
         reader = con.sql(query, params=[dataset_id]).to_arrow_reader(65536)
