@@ -216,7 +216,10 @@ def encode_rows(
 
 def excluded_mask(emb: np.ndarray) -> np.ndarray:
     """Rows that were not encoded: their stored vector is all zeros (encoded rows have norm 1)."""
-    return ~np.any(emb != 0, axis=1)
+    out = np.empty(len(emb), dtype=bool)
+    for s in range(0, len(emb), 65536):  # blockwise: an (n, d) boolean temporary would be large
+        out[s : s + 65536] = ~np.any(emb[s : s + 65536] != 0, axis=1)
+    return out
 
 
 def clip_score(emb: np.ndarray) -> np.ndarray:

@@ -130,9 +130,7 @@ class KMeansStage:
         from selection.ofa.kmeans import kmeans
 
         x = load_embeddings(ctx.run_dir, ctx.input().num_rows)
-        keep = ~excluded_mask(x)
-        if not keep.all():
-            x = x[keep]
+        x = _rows(x, ~excluded_mask(x))
         res = kmeans(
             x,
             self.k,
@@ -148,6 +146,11 @@ class KMeansStage:
         return res.centroids
 
 
+def _rows(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """x[mask] without the copy when every row is in (the common case; the matrix can be GBs)."""
+    return x if mask.all() else x[mask]
+
+
 def _clusters(ctx: RunContext, x: np.ndarray, centroids: np.ndarray):
     """Nearest centroid and Euclidean distance per row; excluded rows get label -1."""
     from selection.ofa.encode import excluded_mask
@@ -157,7 +160,7 @@ def _clusters(ctx: RunContext, x: np.ndarray, centroids: np.ndarray):
     labels = np.full(len(x), -1, dtype=np.int64)
     dist = np.full(len(x), np.nan, dtype=np.float32)
     ok = ~excluded
-    lab, sq = assign(x[ok], centroids)
+    lab, sq = assign(_rows(x, ok), centroids)
     labels[ok], dist[ok] = lab, np.sqrt(sq)
     return labels, dist, excluded
 
@@ -187,7 +190,7 @@ class SelectorStage:
 
         cfg = self.cfg
         inp = ctx.input()
-        x = load_embeddings(ctx.run_dir, inp.num_rows)
+        x = load_embeddings(ctx.run_dir, inp.num_rows, dtype=np.float16)  # cast per block
         centroids = ctx.read_stage("kmeans")
         labels, dist, _ = _clusters(ctx, x, centroids)
         core = core_set(labels, dist, cfg.k, cfg.rho)
@@ -282,7 +285,7 @@ class ResultStage:
 
         inp = ctx.input()
         sel = load_selector(self.selector or ctx.run_dir / "selector")
-        x = load_embeddings(ctx.run_dir, inp.num_rows)
+        x = load_embeddings(ctx.run_dir, inp.num_rows, dtype=np.float16)  # cast per block
         if x.shape[1] != int(sel.meta["dim"]):
             raise ThresherError(
                 f"embeddings are {x.shape[1]}-d but selector {sel.folder} expects {sel.meta['dim']}-d: "
@@ -295,7 +298,7 @@ class ResultStage:
         ok = labels >= 0
         in_core[ok] = dist[ok] <= radii[labels[ok]]
         conf = np.full(len(x), np.nan, dtype=np.float32)
-        conf[ok] = confidence(sel.model, x[ok])
+        conf[ok] = confidence(sel.model, _rows(x, ok))
         selected, rank = select_low_confidence(
             labels, conf, k, ratio=self.ratio, budget=self.budget
         )
