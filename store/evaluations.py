@@ -41,6 +41,9 @@ class Evaluation:
         """How the report names the row: zero-shot, full data, or run/selection."""
         if self.adapter is None and self.finetune_run_id is None:
             return "zero-shot"
+        if self.finetune_run_id is None:
+            # An adapter trained elsewhere: no summary says what data it saw.
+            return f"adapter:{self.adapter.rstrip('/').rsplit('/', 1)[-1]}"
         if self.selection_run_id is None:
             return "full"
         return f"{self.selection_run_id}/{self.selection or 'default'}"

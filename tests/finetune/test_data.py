@@ -182,3 +182,36 @@ def test_samples_over_max_length_are_skipped_not_cut(manifest_dir, qwen_model):
     assert batch["input_ids"].shape[0] == 2
     none, all_skipped = Collator(proc, max_length=5)(examples)
     assert none is None and all_skipped == ["s0", "s1", "s2"]
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "idefics3"])
+def test_one_batch_mixes_two_images_no_image_and_a_system_turn(
+    tmp_path, arch, qwen_model, idefics_model
+):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from tests.helpers.tiny_vlm import make_images
+
+    imgs = make_images(tmp_path, 3)
+    examples = [
+        Example(
+            "two", (("user", "<image><image>Same colour?"), ("assistant", "no")), (imgs[0], imgs[1])
+        ),
+        Example("none", (("user", "What is 2+2?"), ("assistant", "4")), ()),
+        Example(
+            "sys",
+            (("system", "Be brief."), ("user", "<image>Colour?"), ("assistant", "blue")),
+            (imgs[2],),
+        ),
+    ]
+    model_dir = qwen_model if arch == "qwen2_vl" else idefics_model
+    proc = AutoProcessor.from_pretrained(model_dir)
+    batch, _ = Collator(proc, max_length=512)(examples)
+    end = "<|im_end|>" if arch == "qwen2_vl" else "<end_of_utterance>"
+    learned = [
+        proc.tokenizer.decode([x for x in row if x != IGNORE_INDEX]).strip()
+        for row in batch["labels"].tolist()
+    ]
+    assert learned == [f"no{end}", f"4{end}", f"blue{end}"]
+    loss = AutoModelForImageTextToText.from_pretrained(model_dir)(**batch).loss
+    assert loss.isfinite()
