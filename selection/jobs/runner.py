@@ -138,6 +138,11 @@ def create_run(
     try:
         with catalog.connect() as con:
             n_rows = runs.snapshot_input(con, dataset_id, tmp / runs.INPUT, sample_ids)
+        if n_rows == 0:
+            raise ThresherError(
+                f"dataset {dataset_name!r} has no samples{' in this subset' if subset else ''}; "
+                "nothing to run. Ingest data first (`thresher ingest`)."
+            )
         meta = {
             "run_id": run_id,
             **identity,
@@ -209,9 +214,10 @@ def run_job(
         except BaseException as exc:
             ctx.log.error("run %s failed:\n%s", ctx.run_id, traceback.format_exc())
             error = f"{type(exc).__name__}: {exc}"
-            _finish(ctx, "failed", "run_failed", error=error)
+            stage = ctx._stage or "(setup)"
+            _finish(ctx, "failed", "run_failed", error=error, stage=stage)
             raise JobFailed(
-                f"run {ctx.run_id} failed in stage {ctx._stage or '?'}: {error} "
+                f"run {ctx.run_id} failed in stage {stage}: {error} "
                 f"(traceback in {run_dir / runs.LOG}; fix it, then `thresher resume {ctx.run_id}`)."
             ) from exc
         finally:
@@ -223,10 +229,13 @@ def run_job(
         return "cancelled"
 
 
-def _finish(ctx: RunContext, status: str, event: str, error: str | None = None) -> None:
+def _finish(
+    ctx: RunContext, status: str, event: str, error: str | None = None, stage: str | None = None
+) -> None:
+    fields = {"error": error, "failed_stage": stage} if error else {}
     runs.write_status(ctx.run_dir, status, finished_at=time.time(), error=error)
     ctx._stage = None
-    ctx.emit(event, **({"error": error} if error else {}))
+    ctx.emit(event, **{k: v for k, v in fields.items() if v is not None})
     ctx.log.info("run %s: %s", ctx.run_id, status)
 
 

@@ -156,3 +156,12 @@ def test_attach_view_draws_stage_bars_and_gpu_meters(tmp_path):
     assert "ETA 0:00:42" in text
     assert "GPU0 H100: util  97%" in text and "12.0/80.0 GiB" in text and "310 W" in text
     assert "the last log line" in text
+
+
+def test_runs_lists_a_failed_run_with_its_error(toy, workspace, capsys):
+    config = SleepyConfig(sleep_s=0, fail_at_shard=1)
+    with pytest.raises(ThresherError, match="failed in stage score"):
+        start_run(workspace, "sleepy", "toy", config, False, name="broken")
+    listing = _invoke(workspace, "runs")
+    assert "broken" in listing and "failed" in listing
+    assert "score 4/24 RuntimeError: planned failure in shard 1" in listing

@@ -103,14 +103,15 @@ def test_subset_input_and_seed_changes_output(toy):
 
 def test_failure_is_recorded_and_resume_finishes(toy):
     run_dir = create_run(toy, "sleepy", "toy", SleepyConfig(sleep_s=0, fail_at_shard=2), seed=0)
-    with pytest.raises(JobFailed, match="planned failure in shard 2"):
+    with pytest.raises(JobFailed, match="failed in stage score: .*planned failure in shard 2"):
         run_job(run_dir)
     status = runs.read_status(run_dir)
     assert status["status"] == "failed" and "RuntimeError" in status["error"]
     assert "Traceback" in (run_dir / runs.LOG).read_text()
     assert len(runs.stage_files(run_dir, "score")) == 2  # shards before the failure are kept
     events, _ = runs.read_events(run_dir)
-    assert events[-1]["event"] == "run_failed"
+    assert events[-1]["event"] == "run_failed" and events[-1]["failed_stage"] == "score"
+    assert "stage" not in events[-1]  # run-level events carry no stage
 
 
 def test_sync_tolerates_odd_folders_and_bad_outputs(toy, workspace):
@@ -132,3 +133,12 @@ def test_sync_tolerates_odd_folders_and_bad_outputs(toy, workspace):
     assert set(rows) == {"bad", "foreign"}
     assert "no_such_column" in json.loads(rows["bad"])["error"]
     assert json.loads(rows["foreign"]) == {"finished_at": None, "views": []}
+
+
+def test_empty_dataset_is_refused_and_leaves_no_folder(catalog, workspace):
+    from tests.helpers.jobs import make_dataset
+
+    make_dataset(catalog, "empty", 0)
+    with pytest.raises(ThresherError, match="'empty' has no samples"):
+        create_run(catalog, "sleepy", "empty", SleepyConfig(), seed=0)
+    assert list(workspace.runs_dir.iterdir()) == []

@@ -8,6 +8,7 @@ detaches it into its own process session.
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -166,9 +167,13 @@ class StageBars:
         self.progress.update(self.tasks[stage], completed=sp.done, total=sp.total, **fields)
 
 
-def runs_table(found: list[runs.RunInfo], now: float) -> Any:
+def runs_table(
+    found: list[runs.RunInfo], now: float, summaries: dict[str, dict[str, Any]] | None = None
+) -> Any:
+    """The `thresher runs` table; `summaries` (the catalog's, by run id) saves re-reading results."""
     from datetime import datetime, timezone
 
+    from rich.markup import escape
     from rich.table import Table
 
     colour = {"done": "green", "failed": "red", "running": "cyan", runs.INTERRUPTED: "yellow"}
@@ -183,9 +188,11 @@ def runs_table(found: list[runs.RunInfo], now: float) -> Any:
         if cur is not None and run.state != "done":
             total = f"/{cur.total:,}" if cur.total is not None else ""
             progress = f"{cur.stage} {cur.done:,}{total}"
+        if run.state == "failed" and run.status.get("error"):
+            progress += f" [red]{escape(run.status['error'][:60])}[/]"
         selected = ""
         if run.state == "done":
-            summary = runs.result_summary(run.path, run.meta)
+            summary = (summaries or {}).get(run.run_id) or runs.result_summary(run.path, run.meta)
             default = (run.meta.get("outputs") or {}).get("default_selection")
             if default in summary.get("selected", {}):
                 selected = f"{summary['selected'][default]:,}/{summary['rows']:,}"
@@ -317,7 +324,10 @@ def runs_command(ctx: click.Context, show_all: bool) -> None:
         return
     from rich.console import Console
 
-    Console().print(runs_table(found if show_all else found[:30], time.time()))
+    with catalog.connect() as con:
+        rows = con.execute("SELECT run_id, summary FROM runs WHERE summary IS NOT NULL").fetchall()
+    summaries = {run_id: json.loads(text) for run_id, text in rows}
+    Console().print(runs_table(found if show_all else found[:30], time.time(), summaries))
 
 
 @click.command("attach")
