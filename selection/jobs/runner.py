@@ -298,8 +298,13 @@ def _signals(ctx: RunContext, enabled: bool) -> Iterator[None]:
 def spawn_worker(run_dir: Path) -> int:
     """Start `python -m selection.jobs.worker RUN_DIR` in a new session (survives logout); returns its PID."""
     run_dir = Path(run_dir).resolve()
+    if runs.is_locked(run_dir):
+        raise ThresherError(
+            f"run {run_dir.name} is already running; `thresher attach {run_dir.name}` to watch it."
+        )
     prepare_resume(run_dir)
-    runs.write_status(run_dir, "queued", pid=None, error=None)
+    if runs.read_status(run_dir)["status"] != "done":  # a done run stays done (the worker no-ops)
+        runs.write_status(run_dir, "queued", pid=None, error=None)
     env = dict(os.environ)
     # The worker imports the method's entry points exactly as this process could.
     env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)

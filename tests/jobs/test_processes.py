@@ -116,6 +116,8 @@ def test_two_runs_at_once_and_one_run_only_once(toy, gated):
     assert runs.read_status(a)["status"] == runs.read_status(b)["status"] == "running"
     with pytest.raises(ThresherError, match="already running"):
         run_job(a)
+    with pytest.raises(ThresherError, match="already running"):
+        spawn_worker(a)
     open_gates(gate, *ALL)
     for pid in pids:
         _reap(pid)
