@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import partial
 
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
+from textual.message import Message
 
 from store.catalog import Catalog
 from store.errors import ThresherError
@@ -17,6 +19,14 @@ from tui.data.run_view import RunView
 from tui.data.workspace_view import list_runs
 from tui.screens.home import HomeScreen
 from tui.widgets.dialogs import HelpScreen, help_text
+
+
+@dataclass
+class DecisionSaved(Message):
+    """The writer committed (or failed to commit) a decision; screens refresh their "saving" hint."""
+
+    decision: Decision
+    error: BaseException | None
 
 
 class ThresherCommands(Provider):
@@ -82,6 +92,7 @@ class ThresherApp(App):
         self.catalog = Catalog.open(workspace)
         self.writer = DecisionWriter(self.catalog, self._decision_done)
         self._views: dict[str, RunView] = {}
+        self._closing = False
 
     def on_mount(self) -> None:
         self.push_screen(HomeScreen())
@@ -89,6 +100,9 @@ class ThresherApp(App):
             self.open_browser(self.open_run)
 
     def _decision_done(self, decision: Decision, error: BaseException | None) -> None:
+        """Runs on the writer thread: hand the outcome to the UI thread (not while it shuts down)."""
+        if self._closing:
+            return
         if error is not None:
             self.call_from_thread(
                 self.notify,
@@ -96,6 +110,7 @@ class ThresherApp(App):
                 severity="error",
                 timeout=10,
             )
+        self.call_from_thread(lambda: self.screen.post_message(DecisionSaved(decision, error)))
 
     def view(self, run_id: str) -> RunView:
         if run_id not in self._views:
@@ -155,7 +170,8 @@ class ThresherApp(App):
         self.push_screen(HelpScreen(help_text(self.focused, self.screen)))
 
     def on_unmount(self) -> None:
-        self.writer.close()
+        self._closing = True
+        self.writer.close(timeout=10)
         for view in self._views.values():
             view.close()
 

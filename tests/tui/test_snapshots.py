@@ -46,6 +46,7 @@ def test_browser(snap_compare, snap_app, size):
         pilot.app.open_browser("ofa-1")
         await settle(pilot)
         await pilot.press("down", "space", "k")  # a marked-then-kept row shows the override column
+        pilot.app.writer.flush()  # the header says "saved" only once the log has it
         await settle(pilot)
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run_before)

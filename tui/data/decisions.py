@@ -7,6 +7,7 @@ and two quick keys on the same sample can never be committed in the wrong order.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 
 from store import decisions as decision_log
 from store.catalog import Catalog
-from store.errors import ThresherError
 
 
 @dataclass(frozen=True)
@@ -42,34 +42,39 @@ class DecisionWriter:
         if decision.sample_ids:
             self._queue.put(decision)
 
+    @property
+    def pending(self) -> int:
+        """Decisions submitted but not yet committed (the header shows "saving" while > 0)."""
+        return self._queue.unfinished_tasks
+
     def flush(self, timeout: float | None = None) -> None:
         """Block until every queued decision is committed (tests; app exit)."""
         self._queue.join()
 
-    def close(self) -> None:
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, then stop the thread."""
         self._queue.put(None)
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=timeout)
 
     def _loop(self) -> None:
         while True:
             item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                error: BaseException | None = None
-                try:
-                    decision_log.record(
-                        self.catalog,
-                        item.run_id,
-                        list(item.sample_ids),
-                        item.action,
-                        scope=item.scope,
-                    )
-                except (ThresherError, OSError) as exc:
-                    error = exc
-                except Exception as exc:  # a DuckDB error must reach the UI, not kill the thread
-                    error = exc
-                if self.on_done is not None:
-                    self.on_done(item, error)
-            finally:
+            if item is None:
                 self._queue.task_done()
+                return
+            error: BaseException | None = None
+            try:
+                decision_log.record(
+                    self.catalog, item.run_id, list(item.sample_ids), item.action, scope=item.scope
+                )
+            except (
+                Exception
+            ) as exc:  # ThresherError, a DuckDB error: it must reach the UI, not kill the thread
+                error = exc
+            finally:
+                # before on_done, so `pending` already counts this one as settled
+                self._queue.task_done()
+            if self.on_done is not None:
+                # the app may be shutting down; the decision itself is committed either way
+                with contextlib.suppress(Exception):
+                    self.on_done(item, error)

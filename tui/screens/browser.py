@@ -99,6 +99,7 @@ class BrowserScreen(Screen):
         self.view = view
         self.grouping = view.group_columns[0] if view.group_columns else None
         self.groups: list[GroupRow] = []
+        self.totals: tuple[int, int, int] | None = None
         self.query_state = Query()
 
     def compose(self) -> ComposeResult:
@@ -114,10 +115,15 @@ class BrowserScreen(Screen):
     def _title(self, totals: tuple[int, int, int] | None = None) -> str:
         v = self.view
         head = f"{v.run_id} · {v.meta.get('method', '?')} · {v.meta.get('dataset', '')}"
+        totals = totals or self.totals
         if totals:
             n, kept, overrides = totals
             head += f" · {n} samples · kept {kept} · overrides {overrides}"
-        return head
+        pending = self.app.writer.pending
+        return head + (f" · saving {pending}…" if pending else " · saved")
+
+    def on_decision_saved(self, message) -> None:
+        self.query_one("#run-header", Label).update(self._title())
 
     def on_mount(self) -> None:
         groups = self.query_one(GroupList)
@@ -163,7 +169,8 @@ class BrowserScreen(Screen):
             table.add_row(*cells)
         if message.groups:
             table.move_cursor(row=min(row, len(message.groups) - 1))
-        self.query_one("#run-header", Label).update(self._title(message.totals))
+        self.totals = message.totals
+        self.query_one("#run-header", Label).update(self._title())
 
     def on_browser_screen_query_ready(self, message: QueryReady) -> None:
         self.query_state = message.query

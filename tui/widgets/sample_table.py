@@ -133,13 +133,20 @@ class SampleTable(ScrollView, can_focus=True):
 
     # ---------------------------------------------------------------- drawing
 
+    def visible_scores(self, width: int) -> int:
+        """How many score columns fit while leaving the text columns at least 24 cells (80x24 terminals)."""
+        n = len(self.view.scores)
+        while n > 1 and width - (25 + 8 * n) < 24:
+            n -= 1
+        return n
+
     def columns(self, width: int) -> list[tuple[str, int]]:
-        score_w = 8 * len(self.view.scores)
-        fixed = 2 + 11 + 5 + 5 + 5 + score_w
+        n_scores = self.visible_scores(width)
+        fixed = 2 + 8 + 5 + 5 + 5 + 8 * n_scores
         rest = max(width - fixed, 12)
         answer_w = max(rest // 3, 6)
-        cols = [("", 2), ("id", 11), ("algo", 5), ("ovr", 5), ("eff", 5)]
-        cols += [(s[:7], 8) for s in self.view.scores]
+        cols = [("", 2), ("id", 8), ("algo", 5), ("ovr", 5), ("eff", 5)]
+        cols += [(s[:7], 8) for s in self.view.scores[:n_scores]]
         cols += [("question", rest - answer_w), ("answer", answer_w)]
         return cols
 
@@ -155,13 +162,14 @@ class SampleTable(ScrollView, can_focus=True):
             return Strip.blank(width, self.rich_style)
         cells = []
         marks = decision_marks(row)
+        n_scores = self.visible_scores(width)
         for (name, w), value in zip(
             self.columns(width),
             [
                 "*" if row.rid in self.marked else "",
                 str(row.sample_id & 0xFFFFFFFF),
                 *marks,
-                *(_fmt_score(s) for s in row.scores),
+                *(_fmt_score(s) for s in row.scores[:n_scores]),
                 row.question.replace("\n", " "),
                 row.answer.replace("\n", " "),
             ],
@@ -180,7 +188,7 @@ class SampleTable(ScrollView, can_focus=True):
         eff_style = self.get_component_rich_style(
             "sample-table--keep" if row.effective else "sample-table--drop"
         )
-        eff_start = 2 + 11 + 5 + 5
+        eff_start = 2 + 8 + 5 + 5
         segments = [
             Segment(text[:eff_start], style),
             Segment(text[eff_start : eff_start + 5], style + Style(bold=True) + eff_style),
