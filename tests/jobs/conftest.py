@@ -9,6 +9,22 @@ import pytest
 import tests.helpers.jobs as sleepy
 
 
+@pytest.fixture(autouse=True)
+def _stop_leftover_jobs(workspace):
+    """A failed test must not leave a detached job behind: kill, by PID, the ones it started."""
+    yield
+    import os
+    import signal
+
+    from store import runs
+
+    for pid_file in workspace.runs_dir.glob("*/" + runs.PID):
+        run_dir = pid_file.parent
+        pid = int(pid_file.read_text())
+        if runs.is_locked(run_dir) and runs.pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 @pytest.fixture
 def toy(catalog):
     """A catalog holding dataset `toy` (24 samples)."""
