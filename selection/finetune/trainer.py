@@ -131,9 +131,12 @@ class Trainer:
         torch.manual_seed(derive_seed(self.seed, "lora-init", 0))
         model = get_peft_model(model, lora_config(cfg, targets, exclude))
         if cfg.gradient_checkpointing:
-            model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
+            kwargs = {"use_reentrant": False}
+            base = model.get_base_model()
+            if hasattr(base, "activation_checkpointing_enable"):  # the transformers 5 name
+                base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+            else:
+                base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
             model.enable_input_require_grads()
         model.config.use_cache = False
         model.to(self.device)
@@ -155,10 +158,13 @@ class Trainer:
         self.collator = Collator(self.processor, cfg.max_length, cfg.image_max_pixels)
         torch.manual_seed(derive_seed(self.seed, "train", 0))
         self.step = 0
+        checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
         self.log.info(
-            "fine-tune: %s (%s) on %s/%s, %d trainable of %d params, %d examples, %d steps",
+            "fine-tune: %s (%s) on %s/%s, %d trainable of %d params, %d examples, %d steps, "
+            "activation checkpointing %s",
             cfg.model, self.arch, self.device, self.precision, self.trainable,
             self.total_params, len(self.examples), self.plan.total_steps,
+            "on" if checkpointing else "off",
         )  # fmt: skip
 
     # ------------------------------------------------------------ checkpoints

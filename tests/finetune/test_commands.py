@@ -54,9 +54,9 @@ def test_swift_command_trains_on_this_manifest_with_these_settings(manifest_dir)
     assert [json.loads(x)["id"] for x in lines] == [e.id for e in m.examples]
 
 
-def test_swift_command_keeps_user_targets():
-    cfg = FinetuneConfig(target_modules=["q_proj", "v_proj"])
-    m = type("M", (), {"path": Path("/d/x.jsonl"), "format": "swift", "examples": []})()
+def test_swift_command_keeps_user_targets(manifest_dir):
+    m = read_manifest(manifest_dir / "train.swift.jsonl")
+    cfg = FinetuneConfig(manifest=str(m.path), target_modules=["q_proj", "v_proj"])
     assert _opts(swift_command(m, cfg))["target_modules"] == ["q_proj", "v_proj"]
 
 

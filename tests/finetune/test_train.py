@@ -83,6 +83,7 @@ def test_idefics3_trains_too_with_gradient_checkpointing(catalog, manifest_dir, 
     assert run_job(run_dir, handle_signals=False) == "done"
     summary = json.loads((run_dir / "training_summary.json").read_text())
     assert summary["arch"] == "idefics3" and summary["steps"] == 2  # 3 samples in pairs
+    assert "activation checkpointing on" in (run_dir / "job.log").read_text()
     assert math.isfinite(summary["final_loss"])
     assert all(".text_model." in k for k in _adapter_weights(run_dir / "adapter"))
 
