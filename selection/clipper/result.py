@@ -89,6 +89,16 @@ class ResultStage:
                 "counts": _counts(s, kn, selections),
                 "zero_shot_accuracy": _rate(is_p.sum(), (is_p | is_w).sum()),
                 "probes": len(probe),
+                # verdicts the judge could not give (unparseable LLM replies) counted as wrong
+                "undecided": {
+                    "zeroshot": sum(
+                        c is None and e is None
+                        for c, e in zip(
+                            zs["correct"].to_pylist(), zs["excluded"].to_pylist(), strict=True
+                        )
+                    ),
+                    "probe": probe["correct"].null_count,
+                },
                 "probe_accuracy": _rate(
                     sum(bool(x) for x in probe["correct"].to_pylist()), len(probe)
                 ),

@@ -103,7 +103,12 @@ def _judge_all(ctx: Any, res: Resources, questions, answers, responses, tasks) -
         JudgeItem(q, (a,), r, t)
         for q, a, r, t in zip(questions, answers, responses, tasks, strict=True)
     ]
-    return res.judge(ctx).judge(items) if items else []
+    if not items:
+        return []
+    judge = res.judge(ctx)
+    verdicts = judge.judge(items)
+    ctx.log.info("judge %s after this shard: %s", judge.name, judge.stats())
+    return verdicts
 
 
 class ZeroShotStage:
