@@ -29,16 +29,24 @@ class DemoContext:
     results: dict[str, Any] = field(default_factory=dict)  # what steps leave for later steps
 
 
-def _bars(console: Any) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _bars(console: Any, in_bytes: bool = False) -> Any:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     return Progress(
         TextColumn("  [progress.description]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        DownloadColumn() if in_bytes else MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # no stray blank line in logs and pipes
     )
 
 
@@ -64,8 +72,8 @@ def ingest_step(ctx: DemoContext) -> None:
     """Ingest demo.json as dataset <name>; a second run finds every sample unchanged."""
     from store.ingest import ingest
 
-    with _bars(ctx.console) as bars:
-        task = bars.add_task("ingesting", total=None)
+    with _bars(ctx.console, in_bytes=True) as bars:
+        task = bars.add_task("reading demo.json", total=None)
 
         def on_progress(event: Any) -> None:
             if event.phase == "read":

@@ -123,6 +123,7 @@ def export_command(
         MofNCompleteColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # no stray blank line in logs and pipes
     ) as bars:
         task = bars.add_task(f"exporting {fmt}", total=None)
         res = export(
