@@ -129,6 +129,14 @@ def kmeans(
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, d = x.shape
+    # faiss would scan for NaNs on every call (one call per step): check once here instead.
+    for s in range(0, n, _BLOCK):
+        if not np.isfinite(x[s : s + _BLOCK]).all():
+            from store.errors import ThresherError
+
+            raise ThresherError(
+                "k-means: the embeddings contain NaN/inf; re-encode (delete embeddings/)"
+            )
     centroids = kmeans_plus_plus(x, k, seed)
     cap = max_points_per_centroid or (n // k + 1)
     gpu = faiss_uses_gpu()
@@ -143,6 +151,7 @@ def kmeans(
             seed=seed + it,  # only used when faiss subsamples (a user cap)
             max_points_per_centroid=cap,
             min_points_per_centroid=1,
+            check_input_data_for_NaNs=False,
             spherical=spherical,
             gpu=gpu,
             verbose=False,
