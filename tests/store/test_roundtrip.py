@@ -9,6 +9,7 @@ import pytest
 from store.export import export
 from store.ingest import ingest
 from tests.helpers.datasets import make_demo_dataset
+from tests.store.test_export import read_manifest
 
 MIX = {"yesno": 1, "mc": 1, "count": 1, "short": 1, "multiturn": 1, "text": 0.5, "compare": 0.5}
 
@@ -40,6 +41,8 @@ def test_ingest_export_ingest_is_identity(catalog, demo, tmp_path, fmt, paths):
     out = tmp_path / "out" / f"demo-{fmt}{'.jsonl' if fmt == 'swift' else '.json'}"
     res = export(catalog, dataset=demo, fmt=fmt, path_style=paths, out_path=out)
     assert res.n_exported == 120 and res.skipped == {}
+    for r in read_manifest(res.path, fmt):  # the trainers' rule, on every exported sample
+        assert sum(c.count("<image>") for _, c in r["turns"]) == len(r["images"]), r["id"]
     # Relative paths read against the image root the sidecar names (the source's, by default).
     root = res.meta["image_root"]
     assert (root is None) == (paths == "absolute")

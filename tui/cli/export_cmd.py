@@ -256,8 +256,10 @@ def decide_command(
     with catalog.connect() as con:
         run_dir = decisions.run_dir_for(catalog, con, run_id)
         eff = decisions.effective(con, run_dir)
-    kept = eff["effective"].to_pylist().count(True)
-    algo = eff["algorithmic"].to_pylist().count(True)
+    import pyarrow.compute as pc
+
+    kept = pc.sum(eff["effective"]).as_py() or 0
+    algo = pc.sum(eff["algorithmic"]).as_py() or 0
     Console(soft_wrap=True).print(
         f"Recorded [bold]{action}[/] for {what} of run {run_id} ({n:,} decisions). "
         f"Default selection: {kept:,} kept of {eff.num_rows:,} (algorithm alone: {algo:,}).",
