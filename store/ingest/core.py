@@ -1,60 +1,38 @@
-"""`ingest()`: read a dataset file in batches, normalise and flag every sample, then merge it into
-the catalog in one transaction (stable sample ids, nothing changed on failure)."""
+"""`ingest()`: read a dataset file, normalise and flag every sample, then merge it into the
+catalog in one transaction (stable sample ids, nothing changed on failure).
+
+Two readers produce the same normalised columns: DuckDB's JSON reader for clean LLaVA /
+ms-swift / ShareGPT files (fast.py), and a streaming Python reader for everything else and for
+every error message (readers.py + formats.py + normalize.py). finish.py then adds ids, image
+checks, flags and the fingerprint column-wise.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
-from json.encoder import encode_basestring as _quote  # C, ensure_ascii=False
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from store.catalog import Catalog
 from store.errors import IngestError
+from store.ingest import fast
 from store.ingest import formats as F
-from store.ingest.images import CHECK_MODES, CORRUPT, MISSING, ImageChecker, resolve
+from store.ingest.finish import FLAGS, LONG_TEXT_CHARS, SAMPLE_SCHEMA, finish
+from store.ingest.images import CHECK_MODES, ImageChecker
 from store.ingest.merge import merge
-from store.ingest.readers import Progress, Record, iter_records
+from store.ingest.normalize import RowNormaliser
+from store.ingest.readers import Progress, Record, first_char, iter_records
 
-BATCH = 16384
-# A sample whose conversation is longer than this (characters) is flagged `long_text`: it is
-# usually a scraping accident and would be truncated by any VLM's context anyway.
-LONG_TEXT_CHARS = 32_768
-FLAGS = (
-    "missing_image",
-    "corrupt_image",
-    "image_token_mismatch",
-    "path_escape",
-    "duplicate_id",
-    "empty_answer",
-    "long_text",
-)
+__all__ = ["FLAGS", "LONG_TEXT_CHARS", "SAMPLE_SCHEMA", "IngestProgress", "IngestReport", "ingest"]
 
-SAMPLE_SCHEMA = pa.schema(
-    [
-        ("orig_id", pa.string()),
-        ("position", pa.int64()),
-        ("images", pa.list_(pa.string())),
-        ("images_raw", pa.list_(pa.string())),
-        ("conversation", pa.string()),
-        ("question", pa.string()),
-        ("answer", pa.string()),
-        ("n_image_tokens", pa.int32()),
-        ("n_turns", pa.int32()),
-        ("task", pa.string()),
-        ("flags", pa.list_(pa.string())),
-        ("extra", pa.string()),
-    ]
-)
+BATCH = 16384  # rows per Arrow batch on the Python path: bounds the dicts alive at once
+ENGINES = ("auto", "python")
 
 
 @dataclass(frozen=True)
@@ -83,168 +61,11 @@ class IngestReport:
     flags: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     fingerprint: str = ""
+    engine: str = "python"  # which reader ran: duckdb (fast path) or python
 
     @property
     def samples_per_s(self) -> float:
         return self.n_samples / self.seconds if self.seconds > 0 else 0.0
-
-
-_TOKEN_RE = re.compile(r"\s*" + re.escape(F.IMAGE_TOKEN) + r"\s*")
-
-
-def _conversation_json(turns: list[tuple[str, str]]) -> str:
-    """json.dumps([{"role": r, "content": c}, ...], ensure_ascii=False), about 3x faster."""
-    return "[" + ", ".join([f'{{"role": "{r}", "content": {_quote(c)}}}' for r, c in turns]) + "]"
-
-
-def _strip_tokens(text: str) -> str:
-    """The text with every <image> token and the blanks around it removed."""
-    if F.IMAGE_TOKEN not in text:
-        return text.strip()
-    return _TOKEN_RE.sub(" ", text).strip()
-
-
-def _lengths(arr: pa.Array) -> bytes:
-    return pc.binary_length(arr).to_numpy(zero_copy_only=False).astype("<i8").tobytes()
-
-
-def _lengths_of_lists(arr: pa.Array) -> bytes:
-    return arr.value_lengths().to_numpy(zero_copy_only=False).astype("<i8").tobytes()
-
-
-def _chars(arr: pa.Array) -> memoryview:
-    """The concatenated bytes of a string array (no copy)."""
-    offsets = np.frombuffer(
-        arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4
-    )
-    data = arr.buffers()[2]
-    return memoryview(data)[int(offsets[0]) : int(offsets[-1])] if data else memoryview(b"")
-
-
-class _Builder:
-    """Turns normalised samples into Arrow batches, adding flags and the fingerprint."""
-
-    def __init__(self, root: str, checker: ImageChecker) -> None:
-        self.root = root
-        self.checker = checker
-        self.seen_ids: set[str] = set()
-        self.flag_counts: Counter[str] = Counter()
-        self.n_flagged = 0
-        # One digest per column, so the fingerprint does not depend on batch boundaries.
-        # Separate streams (lengths and bytes of each column): concatenating batch after batch
-        # then gives the same digest whatever the batch borders.
-        self.digests = {
-            key: hashlib.sha256()
-            for col in ("orig_id", "question", "answer", "images")
-            for key in (f"{col}.len", f"{col}.chars")
-        }
-        self.digests["images.count"] = hashlib.sha256()
-        self.batches: list[pa.RecordBatch] = []
-        self._reset()
-
-    def _reset(self) -> None:
-        self.cols: dict[str, list] = {name: [] for name in SAMPLE_SCHEMA.names}
-        self.pending: list[tuple[list[str], bool, list[str]]] = []  # resolved, escaped, flags
-
-    def add(self, position: int, sample: tuple) -> None:
-        orig_id, raw_images, turns, task, extra, _ = sample
-        flags: list[str] = []
-        if orig_id is None:
-            orig_id = f"#{position}"
-        if orig_id in self.seen_ids:
-            n = 2
-            while f"{orig_id}#{n}" in self.seen_ids:
-                n += 1
-            orig_id = f"{orig_id}#{n}"
-            flags.append("duplicate_id")
-        self.seen_ids.add(orig_id)
-
-        resolved, escaped = [], False
-        for raw in raw_images:
-            full, esc = resolve(raw, self.root)
-            resolved.append(full)
-            escaped = escaped or esc
-
-        question = answer = None
-        n_tokens = n_user = n_assistant = chars = 0
-        for role, content in turns:
-            chars += len(content)
-            n_tokens += content.count(F.IMAGE_TOKEN)
-            if role == "user":
-                n_user += 1
-                if question is None:
-                    question = _strip_tokens(content)
-            elif role == "assistant":
-                n_assistant += 1
-                if answer is None:
-                    answer = content
-        if n_tokens != len(resolved):
-            flags.append("image_token_mismatch")
-        if escaped:
-            flags.append("path_escape")
-        if not answer or not answer.strip():
-            flags.append("empty_answer")
-        if chars > LONG_TEXT_CHARS:
-            flags.append("long_text")
-
-        c = self.cols
-        c["orig_id"].append(orig_id)
-        c["position"].append(position)
-        c["images"].append(resolved)
-        c["images_raw"].append(raw_images)
-        c["conversation"].append(_conversation_json(turns))
-        c["question"].append(question or "")
-        c["answer"].append(answer or "")
-        c["n_image_tokens"].append(n_tokens)
-        c["n_turns"].append(min(n_user, n_assistant))
-        c["task"].append(task)
-        c["extra"].append(extra)
-        self.pending.append((resolved, escaped, flags))
-        if len(self.pending) >= BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        verdicts = self.checker.check(
-            chain.from_iterable(res for res, esc, _ in self.pending if not esc)
-        )
-        all_flags = self.cols["flags"]
-        counts = self.flag_counts
-        for resolved, escaped, flags in self.pending:
-            if resolved and not escaped and verdicts:
-                states = {verdicts.get(p, 0) for p in resolved}
-                if MISSING in states:
-                    flags.insert(0, "missing_image")
-                if CORRUPT in states:
-                    flags.insert(1 if MISSING in states else 0, "corrupt_image")
-            if flags:
-                self.n_flagged += 1
-                counts.update(flags)
-            all_flags.append(flags)
-        # from_arrays: from_pydict spends more on checks than on converting.
-        batch = pa.RecordBatch.from_arrays(
-            [pa.array(self.cols[f.name], type=f.type) for f in SAMPLE_SCHEMA], schema=SAMPLE_SCHEMA
-        )
-        d = self.digests
-        images = batch.column("images")
-        d["images.count"].update(_lengths_of_lists(images))
-        for name in ("orig_id", "question", "answer", "images"):
-            col = images.flatten() if name == "images" else batch.column(name)
-            d[f"{name}.len"].update(_lengths(col))
-            d[f"{name}.chars"].update(_chars(col))
-        self.batches.append(batch)
-        self._reset()
-
-    def fingerprint(self) -> str:
-        total = hashlib.sha256()
-        for h in self.digests.values():
-            total.update(h.digest())
-        return total.hexdigest()
-
-    @property
-    def n_samples(self) -> int:
-        return sum(b.num_rows for b in self.batches) + len(self.pending)
 
 
 def _default_name(path: Path) -> str:
@@ -273,14 +94,20 @@ def ingest(
     check_images: str = "header",
     dataset_key: str | None = None,
     progress: Callable[[IngestProgress], None] | None = None,
+    engine: str = "auto",
 ) -> IngestReport:
     """Ingest one dataset file into the catalog as dataset `name` (default: the file's stem).
 
     Re-ingesting under the same name keeps the sample id of every orig_id seen before. The whole
     file is read and checked before the catalog is touched; a fatal problem raises IngestError
     (file, sample, line, fix) and leaves the catalog as it was.
+
+    `engine`: "auto" tries DuckDB's JSON reader first (LLaVA, ms-swift, ShareGPT) and falls
+    back to the Python reader; "python" skips DuckDB. The report says which one ran.
     """
     t0 = time.perf_counter()
+    if engine not in ENGINES:
+        raise IngestError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}.")
     if fmt not in F.FORMATS:
         raise IngestError(f"unknown format {fmt!r}; choose one of {', '.join(F.FORMATS)}.")
     if check_images not in CHECK_MODES:
@@ -334,32 +161,22 @@ def ingest(
     if first is None:
         raise IngestError(f"{data_file}: holds no samples; nothing to ingest.")
 
-    checker = ImageChecker(check_images)
-    builder = _Builder(root, checker)
-    missing_required = 0
-    # Table columns named by --map that no row has are a typo, not missing data.
-    unseen = set(mapping.values()) if fmt == "table" else set()
-    try:
-        for rec in chain([first], records):
-            if unseen and isinstance(rec.value, dict):
-                unseen.difference_update(rec.value.keys() & unseen)
-            try:
-                sample = F.to_sample(rec.value, spec)
-            except F.SampleError as exc:
-                raise IngestError(
-                    f"{data_file}: sample {rec.index} (line {rec.line}): {exc}. Fix that sample "
-                    "or remove it, then ingest again."
-                ) from None
-            if not sample[5]:
-                missing_required += 1
-            builder.add(rec.index, sample)
-            if progress and rec.index % BATCH == 0:
-                progress(IngestProgress("read", bytes_read.done, size, rec.index))
-        builder.flush()
-    finally:
-        checker.close()
-    n = builder.n_samples
-    if missing_required == n:
+    norm = None
+    used = "python"
+    if engine != "python" and fmt in ("llava", "swift", "sharegpt"):
+        if progress:
+            progress(IngestProgress("read", 0, size, 0))
+        norm = fast.read(str(data_file), spec, json_lines=first_char(data_file) == "{")
+        used = "duckdb" if norm is not None else "python"
+        if norm is not None:
+            records.close()  # type: ignore[attr-defined]  # the Python reader's open file
+    unseen: set[str] = set()
+    if norm is None:
+        norm, unseen = _read_rows(
+            data_file, spec, fmt, mapping, first, records, bytes_read, progress
+        )
+    n = norm.num_rows
+    if not pc.any(norm.column("present")).as_py():
         raise IngestError(
             f"{data_file}: none of the {n} samples has the field(s) {', '.join(spec.required)} "
             f"that the {fmt} format needs. Check --format, or map the columns with --map."
@@ -372,11 +189,15 @@ def ingest(
     if progress:
         progress(IngestProgress("read", size, size, n))
 
-    staged = pa.Table.from_batches(builder.batches, schema=SAMPLE_SCHEMA)
-    fingerprint = builder.fingerprint()
+    checker = ImageChecker(check_images)
+    try:
+        done = finish(norm, root, checker)
+    finally:
+        checker.close()
     options = {**spec.options, "check_images": check_images}
     if mapping:
         options["mapping"] = mapping
+    options = {**options, "engine": used}
     if progress:
         progress(IngestProgress("write", 0, n, n))
     ids = merge(
@@ -386,9 +207,9 @@ def ingest(
         source_path=str(data_file),
         image_root=root,
         options=options,
-        staged=staged,
-        n_flagged=builder.n_flagged,
-        fingerprint=fingerprint,
+        staged=done.table,
+        n_flagged=done.n_flagged,
+        fingerprint=done.fingerprint,
     )
     if progress:
         progress(IngestProgress("write", n, n, n))
@@ -403,8 +224,40 @@ def ingest(
         n_updated=ids.n_updated,
         n_unchanged=ids.n_unchanged,
         n_removed=ids.n_removed,
-        n_flagged=builder.n_flagged,
-        flags={k: builder.flag_counts[k] for k in FLAGS if builder.flag_counts[k]},
+        n_flagged=done.n_flagged,
+        flags=done.flag_counts,
         seconds=time.perf_counter() - t0,
-        fingerprint=fingerprint,
+        fingerprint=done.fingerprint,
+        engine=used,
     )
+
+
+def _read_rows(
+    data_file: Path,
+    spec: F.Spec,
+    fmt: str,
+    mapping: dict[str, str],
+    first: Record,
+    records: Iterator[Record],
+    bytes_read: Progress,
+    progress: Callable[[IngestProgress], None] | None,
+) -> tuple[pa.Table, set[str]]:
+    """The Python path: stream records, normalise each; returns the table and unseen columns."""
+    rows = RowNormaliser(BATCH)
+    # Table columns named by --map that no row has are a typo, not missing data.
+    unseen = set(mapping.values()) if fmt == "table" else set()
+    size = bytes_read.total
+    for rec in chain([first], records):
+        if unseen and isinstance(rec.value, dict):
+            unseen.difference_update(rec.value.keys() & unseen)
+        try:
+            sample = F.to_sample(rec.value, spec)
+        except F.SampleError as exc:
+            raise IngestError(
+                f"{data_file}: sample {rec.index} (line {rec.line}): {exc}. Fix that sample "
+                "or remove it, then ingest again."
+            ) from None
+        rows.add(sample)
+        if progress and rec.index % BATCH == 0:
+            progress(IngestProgress("read", bytes_read.done, size, rec.index))
+    return rows.table(), unseen

@@ -7,8 +7,11 @@ wait on the disk), so a dataset that reuses images pays for each file once.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 CHECK_MODES = ("none", "exists", "header", "decode")
 OK, MISSING, CORRUPT = 0, 1, 2
@@ -62,51 +65,86 @@ def _check_chunk(args: tuple[list[str], str]) -> list[int]:
     return [_check_one(p, mode) for p in paths]
 
 
-class ImageChecker:
-    """Remembers each path's verdict, so repeated images are checked once per ingest.
+# A relative path needs no normpath unless it has '.' segments, '//', a trailing '/', or is empty.
+_ODD = r"^$|^\.|/\.|//|/$|\\"
 
-    A folder is listed once (os.scandir) and a path whose name is not in its folder is missing
-    without a stat of its own: a dataset whose image folder is absent or incomplete costs one
-    listing per folder, not one system call per sample.
+
+def resolve_all(raw: pa.Array, root: str) -> tuple[pa.Array, np.ndarray]:
+    """resolve() over a string array: (resolved paths, escapes_root mask), column-wise.
+
+    Plain relative paths (nearly all of them) become `root/raw` in one Arrow kernel; only
+    absolute or odd ones go through os.path.normpath.
+    """
+    n = len(raw)
+    escaped = np.zeros(n, dtype=bool)
+    if n == 0:
+        return pa.array([], type=pa.string()), escaped
+    joined = pc.binary_join_element_wise(root, raw, os.sep)
+    odd = pc.or_(pc.starts_with(raw, os.sep), pc.match_substring_regex(raw, _ODD))
+    odd_idx = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
+    if len(odd_idx) == 0:
+        return joined, escaped
+    out = joined.to_pylist()
+    raw_list = raw.to_pylist()
+    for i in odd_idx:
+        out[i], escaped[i] = resolve(raw_list[i], root)
+    return pa.array(out, type=pa.string()), escaped
+
+
+class ImageChecker:
+    """Checks a column of image paths; each distinct file is looked at once per ingest.
+
+    Each folder is listed once (os.scandir) and a path whose name is not in its folder is
+    missing without a system call of its own: a dataset whose image folder is absent or
+    incomplete costs one listing per folder, not one stat per sample. Files that exist are
+    checked (stat, Pillow) in a thread pool.
     """
 
     def __init__(self, mode: str, workers: int | None = None) -> None:
         self.mode = mode
-        self.verdicts: dict[str, int] = {}
-        self.listings: dict[str, frozenset[str] | None] = {}  # None: could not list, stat each
         self.workers = workers or min(16, (os.cpu_count() or 2) * 4)
         self.pool = ThreadPoolExecutor(self.workers) if mode != "none" else None
 
-    def _listing(self, folder: str) -> frozenset[str] | None:
-        if folder not in self.listings:
-            try:
-                with os.scandir(folder) as it:
-                    self.listings[folder] = frozenset(e.name for e in it)
-            except (FileNotFoundError, NotADirectoryError):
-                self.listings[folder] = frozenset()
-            except OSError:
-                self.listings[folder] = None
-        return self.listings[folder]
+    @staticmethod
+    def _listing(folder: str) -> list[str] | None:
+        try:
+            with os.scandir(folder or os.sep) as it:
+                return [os.path.join(folder or os.sep, e.name) for e in it]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError:
+            return None  # unreadable folder: check its files one by one
 
-    def check(self, paths: Iterable[str]) -> dict[str, int]:
-        if self.pool is None:
-            return self.verdicts
-        verdicts = self.verdicts
-        todo = []
-        split = os.path.split
-        for p in dict.fromkeys(paths):
-            if p in verdicts:
-                continue
-            folder, name = split(p)
+    def check(self, paths: pa.Array, skip: np.ndarray) -> np.ndarray:
+        """OK / MISSING / CORRUPT per path; `skip`ped paths (escaping the root) stay OK, unread."""
+        state = np.zeros(len(paths), dtype=np.int8)
+        if self.pool is None or len(paths) == 0:
+            return state
+        folders = pc.replace_substring_regex(paths, r"/[^/]*$", "")
+        existing: list[str] = []
+        unlisted: list[str] = []
+        for folder in pc.unique(folders).to_pylist():
             names = self._listing(folder)
-            if names is not None and name not in names:
-                verdicts[p] = MISSING
+            if names is None:
+                unlisted.append(folder)
             else:
-                todo.append(p)
-        chunks = [(todo[i : i + _CHUNK], self.mode) for i in range(0, len(todo), _CHUNK)]
-        for chunk, verdicts in zip(chunks, self.pool.map(_check_chunk, chunks), strict=True):
-            self.verdicts.update(zip(chunk[0], verdicts, strict=True))
-        return self.verdicts
+                existing.extend(names)
+        present = pc.is_in(paths, value_set=pa.array(existing, type=pa.string()))
+        if unlisted:
+            in_unlisted = pc.is_in(folders, value_set=pa.array(unlisted, type=pa.string()))
+            present = pc.or_(present, in_unlisted)
+        present_np = present.to_numpy(zero_copy_only=False) & ~skip
+        state[~present_np & ~skip] = MISSING
+        idx = np.flatnonzero(present_np)
+        if len(idx):
+            candidates = pc.take(paths, pa.array(idx)).to_pylist()
+            todo = list(dict.fromkeys(candidates))
+            chunks = [(todo[i : i + _CHUNK], self.mode) for i in range(0, len(todo), _CHUNK)]
+            verdicts: dict[str, int] = {}
+            for chunk, found in zip(chunks, self.pool.map(_check_chunk, chunks), strict=True):
+                verdicts.update(zip(chunk[0], found, strict=True))
+            state[idx] = [verdicts[p] for p in candidates]
+        return state
 
     def close(self) -> None:
         if self.pool is not None:
