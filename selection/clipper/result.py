@@ -58,9 +58,9 @@ class ResultStage:
         s = compute_subsets(
             ids,
             kn,
-            probe["demo_id"].to_pylist(),
-            probe["query_id"].to_pylist(),
-            probe["correct"].to_pylist(),
+            probe["demo_id"].to_numpy(),
+            probe["query_id"].to_numpy(),
+            probe["correct"].fill_null(False).to_numpy(zero_copy_only=False),
             unprobed_in_wu=c.unprobed_in_wu,
         )
         lp = np.full(len(ids), np.nan)

@@ -194,6 +194,7 @@ class ProbeStage:
     def __init__(self, res: Resources) -> None:
         self.res, self.config = res, res.config
         self._plan: Any = None
+        self._row: dict[int, int] | None = None
 
     def probe_plan(self, ctx: Any) -> Any:
         if self._plan is None:
@@ -225,8 +226,9 @@ class ProbeStage:
         demo_id = p.demo_id[shard.start : shard.stop].tolist()
         query_id = p.query_id[shard.start : shard.stop].tolist()
         inp = ctx.input()
-        row = {sid: i for i, sid in enumerate(inp["sample_id"].to_pylist())}
-        need = sorted({row[s] for s in demo_id + query_id})
+        if self._row is None:  # once per process: a shard only touches its own samples
+            self._row = {sid: i for i, sid in enumerate(inp["sample_id"].to_pylist())}
+        need = sorted({self._row[s] for s in demo_id + query_id})
         sub = inp.take(pa.array(need, pa.int64())).select(
             ["sample_id", "images", "question", "answer", "task"]
         )

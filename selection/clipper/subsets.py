@@ -41,25 +41,35 @@ class Subsets:
 
 def knowledge_split(correct: Sequence[bool | None], excluded: Sequence[bool]) -> np.ndarray:
     """Stage 1 (eq. 1): matched -> P, not matched (or undecided by the judge) -> W, bad image -> excluded."""
-    out = np.where(np.asarray([bool(c) for c in correct], dtype=bool), "P", "W").astype(object)
+    out = np.where(_truthy(correct), "P", "W").astype(object)
     out[np.asarray(excluded, dtype=bool)] = EXCLUDED
     return out
+
+
+def _truthy(values: Sequence[bool | None]) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype == bool:
+        return arr
+    return np.fromiter((bool(v) for v in arr), dtype=bool, count=len(arr))
 
 
 def _rows(ids: np.ndarray, wanted: np.ndarray, what: str) -> np.ndarray:
     """Row of each wanted id in ids (ids unique); an unknown id means the probe log is not this run's."""
     if len(wanted) == 0:
         return np.zeros(0, dtype=np.int64)
+    # Look up each distinct id once: probe logs repeat ids m times, and sorted needles are fast.
+    uniq, inverse = np.unique(wanted, return_inverse=True)
     order = np.argsort(ids, kind="stable")
-    found = np.zeros(len(wanted), dtype=bool)
-    pos = np.zeros(len(wanted), dtype=np.int64)
+    found = np.zeros(len(uniq), dtype=bool)
+    pos = np.zeros(len(uniq), dtype=np.int64)
     if len(ids):
-        pos = np.clip(np.searchsorted(ids[order], wanted), 0, len(ids) - 1)
-        found = ids[order][pos] == wanted
+        sorted_ids = ids[order]
+        pos = np.clip(np.searchsorted(sorted_ids, uniq), 0, len(ids) - 1)
+        found = sorted_ids[pos] == uniq
     if not found.all():
-        bad = wanted[~found][:3].tolist()
+        bad = uniq[~found][:3].tolist()
         raise ThresherError(f"clipper: probe log names {what} ids {bad} that are not in the input")
-    return order[pos]
+    return order[pos][inverse.reshape(-1)]
 
 
 def compute_subsets(
@@ -78,7 +88,7 @@ def compute_subsets(
     n = len(ids)
     demo = np.asarray(probe_demo, dtype=np.int64)
     query = np.asarray(probe_query, dtype=np.int64)
-    ok = np.asarray([bool(c) for c in probe_correct], dtype=bool)  # None (undecided) = not fixed
+    ok = _truthy(probe_correct)  # None (undecided) = not fixed
     if not (len(demo) == len(query) == len(ok)):
         raise ThresherError("clipper: probe log columns differ in length")
     d_rows, q_rows = _rows(ids, demo, "demonstration"), _rows(ids, query, "query")
@@ -90,9 +100,11 @@ def compute_subsets(
         )
     c_p = np.bincount(d_rows[ok], minlength=n).astype(np.int64)
     n_probes = np.bincount(q_rows, minlength=n).astype(np.int64)
-    fixed_by: list[list[int]] = [[] for _ in range(n)]
-    for r, d in sorted(zip(q_rows[ok].tolist(), demo[ok].tolist(), strict=True)):
-        fixed_by[r].append(d)
+    qr, dm = q_rows[ok], demo[ok]
+    order = np.lexsort((dm, qr))
+    qr, dm = qr[order], dm[order]
+    bounds = np.searchsorted(qr, np.arange(n + 1))
+    fixed_by = [dm[bounds[i] : bounds[i + 1]].tolist() for i in range(n)]
     out = Subsets(
         sample_id=ids,
         knowledge=kn,
