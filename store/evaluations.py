@@ -101,9 +101,11 @@ def list_evaluations(con: Any, dataset: str | None = None) -> list[Evaluation]:
 
 
 def get_evaluation(con: Any, eval_id: str) -> Evaluation:
-    row = con.execute(
+    # fetchall: DuckDB 2 keeps a half-read result open and refuses the connection's next query.
+    rows = con.execute(
         f"SELECT {', '.join(_COLUMNS)} FROM evaluations WHERE eval_id = ?", [eval_id]
-    ).fetchone()
+    ).fetchall()
+    row = rows[0] if rows else None
     if row is None:
         raise NotFound(f"no evaluation {eval_id!r}; `thresher report --dataset NAME` lists them")
     return _from_row(row)
@@ -116,5 +118,5 @@ def evaluated_datasets(con: Any) -> list[str]:
 
 
 def dataset_size(con: Any, name: str) -> int | None:
-    row = con.execute("SELECT n_samples FROM datasets WHERE name = ?", [name]).fetchone()
-    return int(row[0]) if row else None
+    rows = con.execute("SELECT n_samples FROM datasets WHERE name = ?", [name]).fetchall()
+    return int(rows[0][0]) if rows else None

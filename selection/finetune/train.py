@@ -232,6 +232,26 @@ def _input_table(examples: list[Example]) -> Any:
     )
 
 
+def _with_sample_ids(con: Any, dataset_id: int, table: Any) -> Any:
+    """Fill `sample_id` from the catalog by (dataset, original id), so the training samples can be
+    joined with the dataset and the selection run; ids the catalog lacks stay NULL."""
+    import pyarrow as pa
+
+    con.register("_ft_ids", table.select(["orig_id"]))
+    try:
+        found = dict(
+            con.execute(
+                "SELECT s.orig_id, s.sample_id FROM samples s JOIN _ft_ids f USING (orig_id) "
+                "WHERE s.dataset_id = ?",
+                [dataset_id],
+            ).fetchall()
+        )
+    finally:
+        con.unregister("_ft_ids")
+    ids = pa.array([found.get(o) for o in table["orig_id"].to_pylist()], pa.int64())
+    return table.set_column(0, "sample_id", ids)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -298,19 +318,21 @@ def create_finetune_run(
                 "with its original options to resume it, or choose another --name."
             )
         return run_dir
-    dataset_id = None
+    dataset_id, table = None, _input_table(manifest.examples)
     link = export_link(manifest.meta)
     if link["dataset"]:
         with catalog.connect() as con:
-            row = con.execute(
+            rows = con.execute(
                 "SELECT dataset_id FROM datasets WHERE name = ?", [link["dataset"]]
-            ).fetchone()
-        dataset_id = row[0] if row else None
+            ).fetchall()
+            if rows:
+                dataset_id = rows[0][0]
+                table = _with_sample_ids(con, dataset_id, table)
     catalog.workspace.runs_dir.mkdir(parents=True, exist_ok=True)
     tmp = catalog.workspace.runs_dir / f".{run_id}.creating-{os.getpid()}"
     tmp.mkdir()
     try:
-        runs.write_parquet_atomic(_input_table(manifest.examples), tmp / runs.INPUT)
+        runs.write_parquet_atomic(table, tmp / runs.INPUT)
         meta = {
             "run_id": run_id,
             **identity,

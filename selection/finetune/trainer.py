@@ -155,6 +155,10 @@ class Trainer:
             num_warmup_steps=math.ceil(cfg.warmup_ratio * self.plan.total_steps),
             num_training_steps=self.plan.total_steps,
         )
+        # fp16 has too little range for raw gradients: scale the loss (a no-op otherwise).
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.precision == "fp16" and self.device.startswith("cuda")
+        )
         self.collator = Collator(self.processor, cfg.max_length, cfg.image_max_pixels)
         torch.manual_seed(derive_seed(self.seed, "train", 0))
         self.step = 0
@@ -187,6 +191,7 @@ class Trainer:
         self.model.save_pretrained(tmp)
         torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(self.scaler.state_dict(), tmp / "scaler.pt")
         rng = {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -225,6 +230,8 @@ class Trainer:
             torch.load(path / "optimizer.pt", map_location=self.device, weights_only=True)
         )
         self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+        if (path / "scaler.pt").exists():
+            self.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))
         rng = torch.load(path / "rng.pt", weights_only=False)
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and torch.cuda.is_available():
@@ -262,14 +269,16 @@ class Trainer:
             batch = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in batch.items()}
             with torch.autocast("cuda", dtype=amp_dtype, enabled=autocast):
                 loss = self.model(**batch).loss
-            (loss * (n / total)).backward()
+            self.scaler.scale(loss * (n / total)).backward()
             loss_sum += float(loss.detach()) * n
         grad_norm = None
         if total:
             params = [p for p in self.model.parameters() if p.requires_grad]
+            self.scaler.unscale_(self.optimizer)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm))
         lr = self.scheduler.get_last_lr()[0]
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1

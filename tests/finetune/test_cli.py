@@ -61,6 +61,12 @@ def test_train_eval_report_end_to_end(demo, workspace, qwen_model):
     assert full_sum["selection_run_id"] is None and full_sum["dataset"] == "demo"
     assert half_sum["selection_run_id"] == "ofa-demo" and half_sum["selection"] == "default"
     assert half_sum["n_train"] < full_sum["n_train"]
+    # The training snapshot knows the catalog ids of what it trained on: the selected half.
+    import pyarrow.parquet as pq
+
+    trained = pq.read_table(workspace.run_dir("ft-half") / "input.parquet")["sample_id"].to_pylist()
+    ids = sample_ids(demo, "demo")
+    assert set(trained) <= {i for k, i in enumerate(ids) if k % 2 == 0} and None not in trained
 
     model = ["--model", str(qwen_model), "--dataset", "heldout", "--max-new-tokens", "4"]
     _run(workspace, "eval", *model, "--name", "ev-zero")

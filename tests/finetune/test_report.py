@@ -104,3 +104,15 @@ def test_foreign_adapter_is_not_mistaken_for_the_full_data_row():
     ev = _ev("x", 0.5, adapter="/runs/swift-out/checkpoint-100/")
     assert ev.label == "adapter:checkpoint-100"
     assert build_report([ev])[0].delta_accuracy is None
+
+
+def test_dataset_size_then_insert_on_one_connection(catalog):
+    from store.evaluations import dataset_size
+    from tests.helpers.datasets import insert_synthetic_samples
+
+    insert_synthetic_samples(catalog, "train", 5)
+    with catalog.transaction() as con:
+        assert dataset_size(con, "train") == 5 and dataset_size(con, "nope") is None
+        insert_evaluation(con, _ev("e", 0.5))
+        assert get_evaluation(con, "e").accuracy == 0.5
+        insert_evaluation(con, _ev("e2", 0.5))
