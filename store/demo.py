@@ -265,6 +265,16 @@ def _chunk(args: tuple[int, int, int, tuple[tuple[str, float], ...], str]) -> li
     return [_sample(seed, i, mix, Path(out_dir)) for i in range(start, stop)]
 
 
+def _images_present(json_path: Path) -> bool:
+    """Every image the JSON names is on disk (someone may have deleted some since)."""
+    for sample in json.loads(json_path.read_text(encoding="utf-8")):
+        image = sample.get("image")
+        for rel in [image] if isinstance(image, str) else image or []:
+            if not (json_path.parent / rel).is_file():
+                return False
+    return True
+
+
 def _normalise_mix(mix: dict[str, float] | None) -> tuple[tuple[str, float], ...]:
     mix = dict(DEFAULT_MIX if mix is None else mix)
     unknown = set(mix) - set(TASKS)
@@ -296,12 +306,13 @@ def build_demo(
     json_path, build_path = out / "demo.json", out / "build.json"
     if json_path.exists() and build_path.exists():
         try:
-            if json.loads(build_path.read_text()) == params:
-                if progress:
-                    progress(n, n)
-                return json_path
+            same = json.loads(build_path.read_text()) == params
         except ValueError:
-            pass  # unreadable marker: rebuild
+            same = False  # unreadable marker: rebuild
+        if same and _images_present(json_path):
+            if progress:
+                progress(n, n)
+            return json_path
     (out / "images").mkdir(parents=True, exist_ok=True)
     build_path.unlink(missing_ok=True)
     jobs = [(seed, s, min(s + chunk, n), norm_mix, str(out)) for s in range(0, n, chunk)]

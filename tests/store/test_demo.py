@@ -127,6 +127,11 @@ def test_rebuild_is_reused_and_bad_mix_is_refused(tmp_path):
     mtime = path.stat().st_mtime_ns
     assert build_demo(tmp_path / "d", n=20, seed=0) == path
     assert path.stat().st_mtime_ns == mtime
+    first_image = next((tmp_path / "d" / "images").glob("*.png"))
+    png = first_image.read_bytes()
+    first_image.unlink()  # a damaged folder is rebuilt, not reused
+    build_demo(tmp_path / "d", n=20, seed=0)
+    assert first_image.read_bytes() == png
     build_demo(tmp_path / "d", n=25, seed=0)
     assert len(json.loads(path.read_text())) == 25
     with pytest.raises(ValueError, match="unknown demo task"):
