@@ -45,7 +45,8 @@ class ClipperConfig:
     max_new_tokens: int = 32
     """Greedy decoding budget for zero-shot and probe answers."""
     batch_size: int = 8
-    """Requests handed to the engine at once."""
+    """transformers: requests per forward batch. openai / vllm get a whole shard per call (their
+    own concurrency and continuous batching apply; see engine_opts concurrency)."""
     shard_size: int = 256
     """Samples per zero-shot / perplexity shard (the unit of resume)."""
     demos_per_shard: int = 16

@@ -26,6 +26,14 @@ class Resources:
         self._engine: Any = None
         self._judge: Any = None
 
+    @property
+    def call_size(self) -> int:
+        """Requests per engine call. transformers batches exactly this many; a server (openai)
+        or vLLM gets a whole shard at once, so its own concurrency / continuous batching fills
+        the GPU instead of waiting on `batch_size` requests at a time."""
+        c = self.config
+        return c.batch_size if c.engine == "transformers" else max(c.shard_size, c.batch_size)
+
     def engine(self, ctx: Any) -> Any:
         if self._engine is None:
             from selection.engines import load_engine
@@ -131,9 +139,7 @@ class ZeroShotStage:
         reqs = [(_turn("user", r["question"], r["images"]),) for r in ok]
         gen = self.res.engine(ctx).generate
         mnt = self.config.max_new_tokens
-        responses = _batched(
-            ctx, reqs, self.config.batch_size, lambda b: gen(b, max_new_tokens=mnt)
-        )
+        responses = _batched(ctx, reqs, self.res.call_size, lambda b: gen(b, max_new_tokens=mnt))
         verdicts = _judge_all(
             ctx,
             self.res,
@@ -245,9 +251,7 @@ class ProbeStage:
             )
         gen = self.res.engine(ctx).generate
         mnt = self.config.max_new_tokens
-        responses = _batched(
-            ctx, reqs, self.config.batch_size, lambda b: gen(b, max_new_tokens=mnt)
-        )
+        responses = _batched(ctx, reqs, self.res.call_size, lambda b: gen(b, max_new_tokens=mnt))
         verdicts = _judge_all(
             ctx,
             self.res,
@@ -297,7 +301,7 @@ class PerplexityStage:
             scores = _batched(
                 ctx,
                 list(range(len(reqs))),
-                self.config.batch_size,
+                self.res.call_size,
                 lambda b: engine.answer_logprobs([reqs[i] for i in b], [answers[i] for i in b]),
             )
         except NotSupported as exc:
