@@ -1,9 +1,9 @@
 """How each manifest format spells one sample, as a DuckDB expression over the export snapshot.
 
 The snapshot (built in `store.export.manifest`) has `orig_id VARCHAR`, `imgs VARCHAR[]` (paths as
-they will be written) and `turns STRUCT(role VARCHAR, content VARCHAR)[]` (with `<image>` tokens
-already fixed). Building each line in SQL keeps a 665K-sample export in DuckDB's vectorised
-engine instead of 665K Python dicts.
+they will be written), `turns STRUCT(role VARCHAR, content VARCHAR)[]` (with `<image>` tokens
+already fixed) and `task VARCHAR`. Building each line in SQL keeps a 665K-sample export in
+DuckDB's vectorised engine instead of 665K Python dicts.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ class Format:
     help: str
 
 
+# The task family travels with the sample when it has one; trainers ignore keys they do not map.
+_TASK = """ || CASE WHEN task IS NULL THEN '' ELSE ',"task":' || to_json(task) END"""
+
 _LLAVA_TURNS = (
     "to_json(list_transform(turns, lambda t: {'from': CASE t.role WHEN 'user' THEN 'human' "
     "WHEN 'assistant' THEN 'gpt' ELSE t.role END, 'value': t.content}))"
@@ -37,15 +40,15 @@ FORMATS: dict[str, Format] = {
         f"""'{ROW_SEP}' || '{{"id":' || to_json(orig_id)
             || CASE len(imgs) WHEN 0 THEN '' WHEN 1 THEN ',"image":' || to_json(imgs[1])
                ELSE ',"image":' || to_json(imgs) END
-            || ',"conversations":' || {_LLAVA_TURNS} || '}}'""",
+            || ',"conversations":' || {_LLAVA_TURNS}{_TASK} || '}}'""",
         "LLaVA instruction JSON: id, image (string, list, or absent), conversations from/value",
     ),
     "swift": Format(
         "swift",
         ".jsonl",
         False,
-        """'{"id":' || to_json(orig_id) || ',"messages":' || to_json(turns)
-            || ',"images":' || to_json(imgs) || '}' || chr(10)""",
+        f"""'{{"id":' || to_json(orig_id) || ',"messages":' || to_json(turns)
+            || ',"images":' || to_json(imgs){_TASK} || '}}' || chr(10)""",
         "ms-swift JSONL: messages role/content with <image> tokens, images list",
     ),
     "sharegpt": Format(
@@ -53,7 +56,7 @@ FORMATS: dict[str, Format] = {
         ".json",
         True,
         f"""'{ROW_SEP}' || '{{"id":' || to_json(orig_id) || ',"messages":' || to_json(turns)
-            || ',"images":' || to_json(imgs) || '}}'""",
+            || ',"images":' || to_json(imgs){_TASK} || '}}'""",
         "LLaMA-Factory ShareGPT multimodal JSON + dataset_info.json beside it",
     ),
     "ids": Format(

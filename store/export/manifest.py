@@ -77,7 +77,7 @@ def _snapshot_sql(run_sql: str | None, include_flagged: bool) -> str:
     return f"""
         WITH chosen AS ({chosen}),
         parsed AS (
-            SELECT sample_id, orig_id, images, gone,
+            SELECT sample_id, orig_id, images, task, gone,
                    json_transform(conversation, '[{{"role":"VARCHAR","content":"VARCHAR"}}]') AS turns0,
                    coalesce(list_sum(list_transform(turns0, lambda t:
                        (length(coalesce(t.content, '')) -
@@ -87,7 +87,7 @@ def _snapshot_sql(run_sql: str | None, include_flagged: bool) -> str:
                    {flag_check} AS bad_flag
             FROM chosen
         )
-        SELECT sample_id, orig_id, images,
+        SELECT sample_id, orig_id, images, task,
                CASE WHEN gone THEN 'not_in_dataset'
                     WHEN bad_flag IS NOT NULL THEN bad_flag
                     WHEN turns0 IS NULL THEN 'unreadable_conversation'
@@ -273,7 +273,7 @@ def export(
         else:
             reldirs, imgs = "", "images"
         line_query = (
-            f"SELECT {form.line_sql} AS line FROM (SELECT orig_id, {imgs} AS imgs, turns, sample_id "
+            f"SELECT {form.line_sql} AS line FROM (SELECT orig_id, {imgs} AS imgs, turns, task, sample_id "
             f"FROM _export_snapshot{reldirs} WHERE status IN ('ok', 'fixed'))"
         )
         export_id = (

@@ -17,11 +17,11 @@ MIX = {"yesno": 1, "mc": 1, "count": 1, "short": 1, "multiturn": 1, "text": 0.5,
 def _samples(catalog, name):
     with catalog.connect() as con:
         rows = con.execute(
-            "SELECT orig_id, conversation, images, flags FROM samples JOIN datasets USING (dataset_id) "
+            "SELECT orig_id, conversation, images, flags, task FROM samples JOIN datasets USING (dataset_id) "
             "WHERE name = ? ORDER BY position",
             [name],
         ).fetchall()
-    return [(o, json.loads(c), list(i), sorted(f)) for o, c, i, f in rows]
+    return [(o, json.loads(c), list(i), sorted(f), t) for o, c, i, f, t in rows]
 
 
 @pytest.fixture
@@ -33,10 +33,11 @@ def demo(catalog):
 @pytest.mark.parametrize("paths", ["absolute", "relative"])
 def test_ingest_export_ingest_is_identity(catalog, demo, tmp_path, fmt, paths):
     original = _samples(catalog, demo)
-    assert len(original) == 120 and not any(f for *_, f in original)
-    kinds = {(len(i), sum(t["content"].count("<image>") for t in c)) for _, c, i, _ in original}
+    assert len(original) == 120 and not any(f for *_, f, _ in original)
+    kinds = {(len(i), sum(t["content"].count("<image>") for t in c)) for _, c, i, _, _ in original}
     assert {(0, 0), (1, 1), (2, 2)} <= kinds  # text-only, one image, two images
-    assert any(len(c) >= 4 for _, c, _, _ in original)  # multi-turn
+    assert any(len(c) >= 4 for _, c, _, _, _ in original)  # multi-turn
+    assert {t for *_, t in original} == set(MIX)  # the task family travels too
 
     out = tmp_path / "out" / f"demo-{fmt}{'.jsonl' if fmt == 'swift' else '.json'}"
     res = export(catalog, dataset=demo, fmt=fmt, path_style=paths, out_path=out)
