@@ -108,7 +108,11 @@ def _bytes(col: pa.Array) -> memoryview:
 
 def finish(norm: pa.Table, root: str, checker: ImageChecker) -> Finished:
     n = norm.num_rows
-    ids, dup = _unique_ids(norm.column("orig_id").to_pylist())
+    raw_ids = norm.column("orig_id")
+    if raw_ids.null_count == 0 and pc.count_distinct(raw_ids).as_py() == n:
+        ids, dup = raw_ids, np.zeros(n, dtype=bool)  # the usual case: nothing to rename
+    else:
+        ids, dup = _unique_ids(raw_ids.to_pylist())
 
     images_raw = norm.column("images_raw").combine_chunks()
     counts = pc.list_value_length(images_raw).fill_null(0).to_numpy(zero_copy_only=False)
@@ -139,7 +143,7 @@ def finish(norm: pa.Table, root: str, checker: ImageChecker) -> Finished:
 
     table = pa.Table.from_arrays(
         [
-            pa.array(ids, type=pa.string()),
+            ids if isinstance(ids, pa.ChunkedArray) else pa.array(ids, type=pa.string()),
             pa.array(np.arange(n, dtype=np.int64)),
             _list_array(counts, resolved),
             images_raw,

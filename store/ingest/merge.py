@@ -38,6 +38,38 @@ def _one(con, sql: str, params: list | None = None) -> tuple | None:
     return rows[0] if rows else None
 
 
+def _rematch(con, dataset_id: int, next_ordinal: int) -> tuple[int, int, int]:
+    """Replace a dataset's samples with `_staged`, keeping the sample_id of every known orig_id."""
+    changed = " OR ".join(f"e.{c} IS DISTINCT FROM s.{c}" for c in _CONTENT)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _ingest AS
+        SELECT s.*, e.sample_id AS old_id, ({changed}) AS changed
+        FROM _staged s
+        LEFT JOIN (SELECT * FROM samples WHERE dataset_id = ?) e ON e.orig_id = s.orig_id
+        """,
+        [dataset_id],
+    )
+    n_new, n_updated, n_total = _one(
+        con,
+        "SELECT count(*) FILTER (old_id IS NULL), "
+        "count(*) FILTER (old_id IS NOT NULL AND changed), count(*) FROM _ingest",
+    )
+    con.execute("DELETE FROM samples WHERE dataset_id = ?", [dataset_id])
+    con.execute(
+        f"""
+        INSERT INTO samples (sample_id, dataset_id, {_COLUMNS})
+        SELECT coalesce(old_id, ?::BIGINT * {ID_STRIDE} + ? - 1
+                        + row_number() OVER (PARTITION BY old_id IS NULL ORDER BY position)),
+               ?, {_COLUMNS}
+        FROM _ingest
+        """,
+        [dataset_id, next_ordinal, dataset_id],
+    )
+    con.execute("DROP TABLE _ingest")
+    return int(n_new), int(n_updated), int(n_total)
+
+
 @dataclass(frozen=True)
 class MergeResult:
     dataset_id: int
@@ -74,37 +106,23 @@ def merge(
             from_rows = (int(max_row[0]) - dataset_id * ID_STRIDE + 1) if max_row[0] else 0
             next_ordinal = max(int(old_options.get("next_ordinal", 0)), from_rows)
 
-        con.register("_staged", staged)
-        changed = " OR ".join(f"e.{c} IS DISTINCT FROM s.{c}" for c in _CONTENT)
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE _ingest AS
-            SELECT s.*, e.sample_id AS old_id, ({changed}) AS changed
-            FROM _staged s
-            LEFT JOIN (SELECT * FROM samples WHERE dataset_id = ?) e ON e.orig_id = s.orig_id
-            """,
-            [dataset_id],
-        )
-        con.unregister("_staged")
-        n_new, n_updated, n_total = _one(
-            con,
-            "SELECT count(*) FILTER (old_id IS NULL), "
-            "count(*) FILTER (old_id IS NOT NULL AND changed), count(*) FROM _ingest",
-        )
         n_before = _one(con, "SELECT count(*) FROM samples WHERE dataset_id = ?", [dataset_id])[0]
-        n_kept = n_total - n_new
-        con.execute("DELETE FROM samples WHERE dataset_id = ?", [dataset_id])
-        con.execute(
-            f"""
-            INSERT INTO samples (sample_id, dataset_id, {_COLUMNS})
-            SELECT coalesce(old_id, ?::BIGINT * {ID_STRIDE} + ? - 1
-                            + row_number() OVER (PARTITION BY old_id IS NULL ORDER BY position)),
-                   ?, {_COLUMNS}
-            FROM _ingest
-            """,
-            [dataset_id, next_ordinal, dataset_id],
-        )
-        con.execute("DROP TABLE _ingest")
+        con.register("_staged", staged)
+        if n_before == 0:
+            # A new dataset: nothing to match, so no join and no intermediate copy.
+            n_total = n_new = staged.num_rows
+            n_updated = n_kept = 0
+            con.execute(
+                f"""
+                INSERT INTO samples (sample_id, dataset_id, {_COLUMNS})
+                SELECT ?::BIGINT * {ID_STRIDE} + ? + position, ?, {_COLUMNS} FROM _staged
+                """,
+                [dataset_id, next_ordinal, dataset_id],
+            )
+        else:
+            n_new, n_updated, n_total = _rematch(con, dataset_id, next_ordinal)
+            n_kept = n_total - n_new
+        con.unregister("_staged")
         options = {**options, "next_ordinal": next_ordinal + n_new}
         values = [
             fmt,
