@@ -75,6 +75,13 @@ class ResultStage:
                 middle_band(lp, ids, mid_size) if has_ppl else np.zeros(len(ids), bool)
             )
         is_p, is_w = kn == "P", kn == "W"
+        if not is_p.any() or not is_w.any():
+            ctx.log.warning(
+                "zero-shot put %d samples in P and %d in W: with one side empty stage 2 had "
+                "nothing to probe (a random or demo model? a judge that never matches?)",
+                int(is_p.sum()),
+                int(is_w.sum()),
+            )
         groups: dict[str, dict[str, Any]] = {"knowledge": {"P": is_p, "W": is_w}}
         for tau in TAUS:
             groups[f"subsets_t{tau}"] = {
