@@ -260,11 +260,16 @@ def decision_stats(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[int, in
 
 
 def effective_sql(
-    run_dir: str | os.PathLike[str], selection: str | None = None, *, upto_seq: int | None = None
+    run_dir: str | os.PathLike[str],
+    selection: str | None = None,
+    *,
+    upto_seq: int | None = None,
+    columns: Iterable[str] = (),
 ) -> tuple[str, dict[str, Any]]:
-    """SQL (and its named parameter `$run_id`) yielding `sample_id, algorithmic, override, effective, row` for a run.
+    """SQL (and its named parameter `$run_id`) for a run's effective selection.
 
-    `row` is the position in the result shards (= input.parquet order). Decisions with
+    Columns: `sample_id, algorithmic, override, effective, _file, _row` (`ORDER BY _file, _row`
+    gives result order = input.parquet order) plus any result `columns` asked for. Decisions with
     `seq > upto_seq` are ignored, so a caller can pin the log at the moment it looked.
     """
     run = load_run_json(run_dir)
@@ -272,10 +277,11 @@ def effective_sql(
     _, column = selection_column(run, selection)
     run_id = run.get("run_id") or Path(run_dir).name
     limit = "" if upto_seq is None else f" AND seq <= {int(upto_seq)}"
+    extra = "".join(f", r.{_q(c)}" for c in columns)
     sql = f"""
         WITH r AS (
-            SELECT sample_id, CAST({_q(column)} AS BOOLEAN) AS algorithmic,
-                   row_number() OVER (ORDER BY filename, file_row_number) - 1 AS row
+            SELECT *, CAST({_q(column)} AS BOOLEAN) AS algorithmic,
+                   filename AS _file, file_row_number AS _row
             FROM read_parquet({_lit(glob)}, filename = true, file_row_number = true)
         ),
         d AS (
@@ -286,7 +292,7 @@ def effective_sql(
                CASE d.action WHEN 'keep' THEN TRUE WHEN 'drop' THEN FALSE END AS override,
                coalesce(CASE d.action WHEN 'keep' THEN TRUE WHEN 'drop' THEN FALSE END,
                         r.algorithmic) AS effective,
-               r.row
+               r._file, r._row{extra}
         FROM r LEFT JOIN d USING (sample_id)
     """
     return sql, {"run_id": run_id}
@@ -298,7 +304,7 @@ def effective(
     """Table(sample_id, algorithmic, override, effective) in result order; override NULL = no decision."""
     sql, params = effective_sql(run_dir, selection)
     return con.sql(
-        f"SELECT sample_id, algorithmic, override, effective FROM ({sql}) ORDER BY row",
+        f"SELECT sample_id, algorithmic, override, effective FROM ({sql}) ORDER BY _file, _row",
         params=params,
     ).to_arrow_table()
 
@@ -310,15 +316,19 @@ def effective_counts(
     group_column: str,
 ) -> pa.Table:
     """Table(group, n, kept_algo, kept_effective), one row per value of `group_column`, sorted."""
-    sql, params = effective_sql(run_dir, selection)
     glob = result_glob(run_dir)
+    cols = [
+        r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(glob)})").fetchall()
+    ]
+    if group_column not in cols:
+        raise NotFound(f"{run_dir} has no column {group_column!r}; it has: {', '.join(cols)}.")
+    sql, params = effective_sql(run_dir, selection, columns=[group_column])
     return con.sql(
         f"""
-        SELECT g.{_q(group_column)} AS "group", count(*) AS n,
-               count(*) FILTER (WHERE e.algorithmic) AS kept_algo,
-               count(*) FILTER (WHERE e.effective) AS kept_effective
-        FROM ({sql}) e JOIN read_parquet({_lit(glob)}) g USING (sample_id)
-        GROUP BY 1 ORDER BY 1
+        SELECT {_q(group_column)} AS "group", count(*) AS n,
+               count(*) FILTER (WHERE algorithmic) AS kept_algo,
+               count(*) FILTER (WHERE effective) AS kept_effective
+        FROM ({sql}) GROUP BY 1 ORDER BY 1
         """,
         params=params,
     ).to_arrow_table()

@@ -114,6 +114,8 @@ def test_group_decision_and_counts(catalog, run):
         decisions.record_group(catalog, "run-a", "cluster", 9, "keep")
     with pytest.raises(NotFound, match="no column 'clutser'"):
         decisions.record_group(catalog, "run-a", "clutser", 1, "keep")
+    with catalog.connect() as con, pytest.raises(NotFound, match="no column 'clutser'"):
+        decisions.effective_counts(con, run_dir, None, "clutser")
 
 
 def test_bad_decisions_record_nothing(catalog, run):
