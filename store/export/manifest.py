@@ -20,7 +20,13 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from store.decisions import decision_stats, effective_sql, load_run_json, run_dir_for
+from store.decisions import (
+    decision_stats,
+    effective_sql,
+    load_run_json,
+    run_dir_for,
+    selection_column,
+)
 from store.errors import NotFound, ThresherError
 from store.export.formats import FORMATS, ROW_SEP, merge_dataset_info, sharegpt_dataset_info
 
@@ -214,8 +220,8 @@ def export(
                     f"export it with --dataset {run_meta.get('dataset')}."
                 )
             n_log, last_seq = decision_stats(con, run_id)
-            sel_name = selection or (run_meta.get("outputs") or {}).get("default_selection")
             run_sql, params = effective_sql(run_dir, selection, upto_seq=last_seq or 0)
+            sel_name = selection_column(run_meta, selection)[0]
             dstats = con.execute(
                 f"SELECT count(*) FILTER (WHERE override IS NOT NULL), "
                 f"count(*) FILTER (WHERE override IS DISTINCT FROM algorithmic AND override IS NOT NULL), "

@@ -255,3 +255,12 @@ def test_run_samples_removed_from_the_dataset_are_counted(catalog):
     res = export(catalog, dataset="syn", run_id="r1", fmt="ids")
     assert res.skipped == {"not_in_dataset": 2} and res.n_exported == 8 and res.n_selected == 10
     assert "s3" not in res.path.read_text().split()
+
+
+def test_a_run_without_a_selection_cannot_be_exported(catalog):
+    insert_synthetic_samples(catalog, "syn", 4)
+    ids = sample_ids(catalog, "syn")
+    write_run(catalog, "ft", "syn", pa.table({"sample_id": ids}), outputs={}, method="finetune")
+    with pytest.raises(ThresherError, match="ft \\(finetune\\) selects nothing"):
+        export(catalog, dataset="syn", run_id="ft", fmt="ids")
+    assert list(catalog.workspace.exports_dir.iterdir()) == []
