@@ -55,7 +55,13 @@ def _rematch(con, dataset_id: int, next_ordinal: int) -> tuple[int, int, int]:
         "SELECT count(*) FILTER (old_id IS NULL), "
         "count(*) FILTER (old_id IS NOT NULL AND changed), count(*) FROM _ingest",
     )
-    con.execute("DELETE FROM samples WHERE dataset_id = ?", [dataset_id])
+    # Rewrite only what moved: removed and changed rows go, new and changed rows come in, so
+    # re-ingesting an unchanged file writes nothing.
+    con.execute(
+        "DELETE FROM samples WHERE dataset_id = ? AND sample_id NOT IN "
+        "(SELECT old_id FROM _ingest WHERE old_id IS NOT NULL AND NOT changed)",
+        [dataset_id],
+    )
     con.execute(
         f"""
         INSERT INTO samples (sample_id, dataset_id, {_COLUMNS})
@@ -63,6 +69,7 @@ def _rematch(con, dataset_id: int, next_ordinal: int) -> tuple[int, int, int]:
                         + row_number() OVER (PARTITION BY old_id IS NULL ORDER BY position)),
                ?, {_COLUMNS}
         FROM _ingest
+        WHERE old_id IS NULL OR changed
         """,
         [dataset_id, next_ordinal, dataset_id],
     )
