@@ -92,7 +92,7 @@ def main() -> None:
         from store.ingest import ingest
 
         OUT.mkdir(parents=True, exist_ok=True)
-        src = OUT / f"llava-{args.n}.json"
+        src = OUT / f"llava_{args.n}.json"  # the file bench/ingest.py writes, when present
         if not src.exists():
             write_llava(src, args.n)
         ingest(catalog, src, name="bench", check_images="none")
@@ -106,7 +106,7 @@ def main() -> None:
             secs, cpu, res = timed(
                 lambda fmt=fmt, style=style: export(
                     catalog, dataset="bench", fmt=fmt, path_style=style,
-                    out_path=OUT / f"export-{fmt}-{style}",
+                    out_path=ws_root / "manifests" / f"{fmt}-{style}",
                 ),
                 args.repeat,
             )  # fmt: skip
@@ -134,13 +134,13 @@ def main() -> None:
     t_decide = time.perf_counter() - t0
     secs, cpu, res = timed(
         lambda: export(catalog, dataset="bench", run_id="bench-run", fmt="llava",
-                       out_path=OUT / "export-run"),
+                       out_path=ws_root / "manifests" / "run"),
         args.repeat,
     )  # fmt: skip
     rows.append((f"llava, run selection + 50K decisions (of {n:,})", res.n_exported, secs, cpu))
 
     base_secs, base_cpu, base_n = timed(
-        lambda: naive_llava(catalog, "bench", OUT / "naive.json"), 1
+        lambda: naive_llava(catalog, "bench", ws_root / "naive.json"), 1
     )
     rows.append(
         ("baseline: rows -> Python dicts -> json.dump (llava)", base_n, base_secs, base_cpu)
@@ -155,6 +155,7 @@ def main() -> None:
         print(
             f"| {name} | {count:,} | {secs:.2f} | {rate:,.0f} | {cpu:.2f} | {rate / base_rate:.1f}x |"
         )
+    shutil.rmtree(ws_root, ignore_errors=True)  # ~1 GB of manifests; the figures are printed
 
 
 if __name__ == "__main__":
