@@ -82,21 +82,29 @@ def select(run_dir: Path) -> None:
 
     stage_t: dict[str, float] = {}
 
+    stage_cpu: dict[str, float] = {}
+
     def on_event(e):
         if e["event"] in ("stage_start", "stage_done"):
             stage_t[f"{e['stage']}:{e['event']}"] = time.perf_counter()
+            stage_cpu[f"{e['stage']}:{e['event']}"] = time.process_time()
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     status = run_job(run_dir, on_event=on_event, handle_signals=False)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     per_stage = {
         s: round(stage_t[f"{s}:stage_done"] - stage_t[f"{s}:stage_start"], 2)
         for s in ("kmeans", "selector", "result")
     }
+    per_stage_cpu = {
+        s: round(stage_cpu[f"{s}:stage_done"] - stage_cpu[f"{s}:stage_start"], 2)
+        for s in ("kmeans", "selector", "result")
+    }
     n = sum(len(np.load(p, mmap_mode="r")) for p in (run_dir / "embeddings").glob("*.npy"))
     dim = np.load(run_dir / "embeddings" / "part-00000.npy", mmap_mode="r").shape[1]
-    print(json.dumps({"status": status, "threads": THREADS, "wall_s": round(wall, 2), "stages_s": per_stage,
+    print(json.dumps({"status": status, "threads": THREADS, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                      "stages_wall_s": per_stage, "stages_cpu_s": per_stage_cpu,
                       "peak_rss_gb": round(rss / 1e9, 2), "matrix_f32_gb": round(n * dim * 4 / 1e9, 2),
                       "matrix_f16_gb": round(n * dim * 2 / 1e9, 2)}))  # fmt: skip
 

@@ -43,6 +43,12 @@ def test_run_ofa_then_apply_then_baseline(ofa_ws, ofa_run):
 
     _invoke(ws, "run", "baseline", "random", "--dataset", "demo", "--from-run", "cli-ofa",
             "--name", "cli-random")  # fmt: skip
+    # OFA again on the same features: no encoding, and the encoder recorded is the source run's
+    _invoke(ws, "run", "ofa", "--dataset", "demo", "--k", "4", "--from-run", "cli-ofa",
+            "--epochs", "2", "--name", "cli-ofa-reuse")  # fmt: skip
+    reuse = json.loads((ws.runs_dir / "cli-ofa-reuse" / "selector" / "selector.json").read_text())
+    assert reuse["encoder"] == TINY_CLIP and reuse["pretrained"] == "none" and reuse["epochs"] == 2
+
     base = json.loads((ws.runs_dir / "cli-random" / "run.json").read_text())
     assert base["params"]["budget"] == n_sel  # same size as the OFA selection
     assert sum(result(ws.runs_dir / "cli-random")["selected"]) == n_sel

@@ -117,8 +117,11 @@ def ofa_command(workspace, dataset, k, rho, epochs, lr, hidden, iterations, rati
     import selection.ofa.stages  # noqa: F401  (registers the method)
     from selection.ofa.config import OFAConfig
 
+    enc = _encode_config(encoder, pretrained, device, batch_size, workers, from_run)
+    if from_run:
+        _adopt_encoder(workspace, enc)
     cfg = OFAConfig(
-        encode=_encode_config(encoder, pretrained, device, batch_size, workers, from_run),
+        encode=enc,
         k=k, rho=rho, epochs=epochs, lr=lr, hidden=hidden, kmeans_iterations=iterations,
         ratio=ratio, budget=budget, seed=seed,
     ).validate()  # fmt: skip
@@ -153,9 +156,7 @@ def baseline_command(workspace, method, dataset, k, threshold, neighbors, ratio,
 
     enc = _encode_config(encoder, pretrained, device, batch_size, workers, from_run)
     if from_run:
-        other = _run_json(workspace, from_run)
-        enc.encoder = other["params"]["encode"]["encoder"]
-        enc.pretrained = other["params"]["encode"]["pretrained"]
+        _adopt_encoder(workspace, enc)
         if budget is None:
             budget = _selected_count(workspace, from_run)
     cfg = BaselineConfig(
@@ -165,10 +166,19 @@ def baseline_command(workspace, method, dataset, k, threshold, neighbors, ratio,
     start_run(workspace, f"baseline:{method}", dataset, cfg, detach, seed=seed, name=name)
 
 
-def _run_json(workspace, run: str) -> dict:
+def _adopt_encoder(workspace, enc) -> None:
+    """With --from-run the features are that run's: record its encoder, not our defaults."""
     from store import runs
+    from store.errors import ThresherError
 
-    return runs.read_run_json(runs.resolve_run_dir(workspace.runs_dir, run))
+    meta = runs.read_run_json(runs.resolve_run_dir(workspace.runs_dir, enc.from_run))
+    other = (meta.get("params") or {}).get("encode")
+    if not isinstance(other, dict):
+        raise ThresherError(
+            f"--from-run {enc.from_run}: a {meta.get('method')} run has no OFA embeddings; "
+            "pass an ofa, ofa-apply or baseline run"
+        )
+    enc.encoder, enc.pretrained = other["encoder"], other["pretrained"]
 
 
 def _selected_count(workspace, run: str) -> int | None:
