@@ -36,9 +36,7 @@ def test_probe_prompts_on_the_wire_and_known_perplexities(catalog):
     # The "model" knows the answers of every other sample (with a question asked only once):
     # those land in P for sure.
     questions = [q for _, q, _, _ in rows]
-    known = {
-        q: a for i, (_, q, a, _) in enumerate(rows) if i % 2 == 0 and questions.count(q) == 1
-    }
+    known = {q: a for i, (_, q, a, _) in enumerate(rows) if i % 2 == 0 and questions.count(q) == 1}
     assert len(known) >= 5
     with ChatServer(known) as srv:
         cfg = ClipperConfig(
