@@ -138,8 +138,9 @@ def ingest_command(
         BarColumn,
         DownloadColumn,
         Progress,
+        SpinnerColumn,
         TextColumn,
-        TimeRemainingColumn,
+        TimeElapsedColumn,
     )
 
     from store.ingest import IngestProgress, ingest
@@ -147,12 +148,14 @@ def ingest_command(
     mapping = _parse_maps(maps)
     catalog = _open(workspace, create=True)
     console = _console()
+    # DuckDB's reader reports nothing until it is done: the spinner and clock show it is alive.
     with Progress(
+        SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TextColumn("{task.fields[samples]:>10,} samples"),
-        TimeRemainingColumn(),
+        TimeElapsedColumn(),
         console=console,
         transient=True,
     ) as bars:
@@ -178,7 +181,7 @@ def ingest_command(
     console.print(
         f"[bold]{report.dataset}[/] ({report.format}, id {report.dataset_id}): "
         f"{report.n_samples:,} samples in {report.seconds:.2f}s "
-        f"({report.samples_per_s:,.0f}/s) — {report.n_new:,} new, {report.n_updated:,} updated, "
+        f"({report.samples_per_s:,.0f}/s, {report.engine} reader) — {report.n_new:,} new, {report.n_updated:,} updated, "
         f"{report.n_unchanged:,} unchanged, {report.n_removed:,} removed"
     )
     console.print(f"  source {report.source_path}", highlight=False)
