@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,20 @@ def test_init_ingest_datasets_status(tmp_path, files):
     status = run(ws, "status").output
     assert "datasets  1 (2 samples, 1 flagged)" in status and "exports   0" in status
     assert "runs      0" in status
+
+
+def test_status_counts_runs_by_state(tmp_path):
+    from store import runs
+
+    ws = tmp_path / "ws"
+    run(ws, "init")
+    for run_id, state in [("a", "done"), ("b", "done"), ("c", "failed"), ("d", "cancelled")]:
+        folder = ws / "runs" / run_id
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps({"run_id": run_id, "method": "ofa"}))
+        runs.write_status(folder, state)
+    out = run(ws, "status").output
+    assert "runs      4 (cancelled 1, done 2, failed 1)" in out
 
 
 def test_ingest_table_with_map(tmp_path):

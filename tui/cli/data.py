@@ -236,8 +236,8 @@ def _run_counts(workspace: Workspace) -> dict[str, int] | None:
         return None
     counts: dict[str, int] = {}
     for info in runs.list_runs(workspace.runs_dir):
-        status = getattr(info, "status", None) or "unknown"
-        counts[status] = counts.get(status, 0) + 1
+        state = info.state  # the run folder is the truth (a dead job reads "interrupted")
+        counts[state] = counts.get(state, 0) + 1
     return counts
 
 
