@@ -325,3 +325,16 @@ def test_progress_events(catalog, images, monkeypatch):
     assert [e.samples for e in reads] == sorted(e.samples for e in reads)
     assert reads[-1].done == reads[-1].total == path.stat().st_size and reads[-1].samples == 40
     assert [e.phase for e in events[-2:]] == ["write", "write"] and events[-1].done == 40
+
+
+def test_map_renames_fields_of_conversation_formats(catalog, images):
+    rows = [{"uid": "a", "images": ["img/a.png"], "conversations": llava_row(0)["conversations"]}]
+    report = ingest(
+        catalog,
+        write_json(images / "renamed.json", rows),
+        fmt="llava",
+        mapping={"id": "uid", "image": "images"},
+    )
+    got = samples(catalog, "renamed")[0]
+    assert report.flags == {} and got["orig_id"] == "a" and got["extra"] is None
+    assert got["images_raw"] == ["img/a.png"]
