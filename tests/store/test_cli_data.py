@@ -40,7 +40,7 @@ def test_init_ingest_datasets_status(tmp_path, files):
     assert "already there" in run(ws, "init").output
     out = run(ws, "ingest", str(good), "--name", "train", "--check-images", "exists").output
     assert "train (llava" in out and "2 samples" in out and "2 new" in out
-    assert "1 flagged" in out and "missing_image 1" in out
+    assert "1 flagged" in out and "missing_image 1" in out and "nearly every image" not in out
     again = run(ws, "ingest", str(good), "--name", "train").output
     assert "0 new" in again and "2 unchanged" in again
     table = run(ws, "datasets").output
@@ -72,6 +72,17 @@ def test_ingest_table_with_map(tmp_path):
     pq.write_table(pa.table({"q": ["Why?"], "a": ["Because."]}), path)
     out = run(tmp_path / "ws", "ingest", str(path), "--map", "question=q", "--map", "answer=a")
     assert "t (table" in out.output and "1 samples" in out.output
+
+
+def test_ingest_hints_at_the_image_root_when_every_image_is_missing(tmp_path, files):
+    good, _ = files
+    moved = tmp_path / "elsewhere" / "train.json"
+    moved.parent.mkdir()
+    moved.write_text(good.read_text())
+    out = run(tmp_path / "ws", "ingest", str(moved)).output
+    assert "missing_image 2" in out and "nearly every image" in out
+    again = run(tmp_path / "ws", "ingest", str(moved), "--image-root", str(good.parent)).output
+    assert "1 flagged" in again and "nearly every image" not in again
 
 
 def _main(capsys, *argv: str) -> tuple[int, str, str]:

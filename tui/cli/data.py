@@ -189,6 +189,12 @@ def ingest_command(
     if report.flags:
         kinds = ", ".join(f"{k} {v:,}" for k, v in report.flags.items())
         console.print(f"  [yellow]{report.n_flagged:,} flagged[/]: {kinds}")
+        if report.flags.get("missing_image", 0) >= 0.9 * report.n_samples:
+            console.print(
+                "  [yellow]hint[/]: nearly every image is missing; are the paths relative to "
+                "another folder? Ingest again with --image-root DIR.",
+                highlight=False,
+            )
     else:
         console.print("  no flagged samples")
 
