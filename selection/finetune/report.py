@@ -156,19 +156,43 @@ def _short(model: str) -> str:
 
 
 def rich_table(rows: Sequence[ReportRow], title: str = "") -> Any:
-    """The main table; per-task accuracies go in `rich_task_table` (a second, narrow table)."""
+    """The main table, compact enough for an 80-column terminal with one model (the model then
+    goes in the title); per-task accuracies go in `rich_task_table`."""
     from rich.table import Table
 
+    models = sorted({r.model for r in rows})
+    one = len(models) == 1
+    if one and title:
+        title = f"{title} ({_short(models[0])})"
     table = Table(title=title or None)
-    for i, h in enumerate(HEADERS):
-        table.add_column(h, justify="left" if i < 2 else "right", no_wrap=i < 2)
+    heads = ["Data", "Acc", "Δ acc", "Samples", "Reduction", "Time", "Δ time", "n"]
+    if not one:
+        table.add_column("Model", no_wrap=True)
+    for i, h in enumerate(heads):
+        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
     last_model = None
     for r in rows:
         if last_model is not None and r.model != last_model:
             table.add_section()
         last_model = r.model
-        table.add_row(_short(r.model), *_cells(r, [])[1:])
+        cells = [
+            r.label,
+            _pct1(r.accuracy),
+            _pct1(r.delta_accuracy, signed=True),
+            "-" if r.n_train is None else str(r.n_train),
+            _pct1(r.reduction),
+            _secs(r.train_time_s),
+            _secs(r.delta_time_s, signed=True),
+            str(r.n),
+        ]
+        table.add_row(*([] if one else [_short(r.model)]), *cells)
     return table
+
+
+def _pct1(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{x * 100:+.1f}" if signed else f"{x * 100:.1f}%"
 
 
 def rich_task_table(rows: Sequence[ReportRow]) -> Any | None:
@@ -177,11 +201,14 @@ def rich_task_table(rows: Sequence[ReportRow]) -> Any | None:
     tasks = task_names(rows)
     if not tasks:
         return None
+    one = len({r.model for r in rows}) == 1
     table = Table(title="Accuracy per task family")
-    table.add_column("Model", no_wrap=True)
-    table.add_column("Training data", no_wrap=True)
+    if not one:
+        table.add_column("Model", no_wrap=True)
+    table.add_column("Data", no_wrap=True)
     for t in tasks:
         table.add_column(t, justify="right")
     for r in rows:
-        table.add_row(_short(r.model), r.label, *(_pct(r.per_task.get(t)) for t in tasks))
+        cells = [r.label, *(_pct1(r.per_task.get(t)) for t in tasks)]
+        table.add_row(*([] if one else [_short(r.model)]), *cells)
     return table

@@ -6,6 +6,7 @@ continuing gives the same weights as never having stopped (same data order, same
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -49,15 +50,20 @@ class Plan:
         The order of an epoch depends only on (seed, epoch), so any step can be rebuilt after a
         restart without replaying the ones before it.
         """
-        import numpy as np
-
         epoch, j = divmod(step, self.steps_per_epoch)
-        order = np.random.default_rng([seed, epoch]).permutation(self.n_examples)
+        order = _epoch_order(seed, epoch, self.n_examples)
         n_micro = math.ceil(self.n_examples / self.batch_size)
         out = []
         for m in range(j * self.grad_accum, min((j + 1) * self.grad_accum, n_micro)):
             out.append(order[m * self.batch_size : (m + 1) * self.batch_size].tolist())
         return out
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_order(seed: int, epoch: int, n: int) -> Any:
+    import numpy as np
+
+    return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 def examples_from_input(table: Any) -> list[Example]:

@@ -145,3 +145,22 @@ def test_kill_and_rerun_resumes_at_the_checkpoint_and_matches_an_uninterrupted_r
     import torch
 
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_plan_visits_every_example_once_per_epoch_in_a_seeded_order():
+    from selection.finetune.trainer import Plan
+
+    cfg = FinetuneConfig(manifest="m", model="x", batch_size=3, grad_accum=2, epochs=2.5)
+    plan = Plan.of(10, cfg)  # 4 micro-batches of <= 3 -> 2 steps per epoch
+    assert (plan.steps_per_epoch, plan.total_steps) == (2, 5)
+    for epoch in (0, 1):
+        seen = [
+            i
+            for s in range(epoch * 2, epoch * 2 + 2)
+            for mb in plan.micro_batches(s, 7)
+            for i in mb
+        ]
+        assert sorted(seen) == list(range(10))
+    assert plan.micro_batches(0, 7) != plan.micro_batches(2, 7)  # a new order each epoch
+    assert plan.micro_batches(3, 7) == Plan.of(10, cfg).micro_batches(3, 7)  # rebuilt after restart
+    assert Plan.of(10, FinetuneConfig(manifest="m", model="x", max_steps=1)).total_steps == 1
