@@ -39,6 +39,7 @@ def test_init_ingest_datasets_status(tmp_path, files):
     assert "created" in run(ws, "init").output
     assert "already there" in run(ws, "init").output
     out = run(ws, "ingest", str(good), "--name", "train", "--check-images", "exists").output
+    assert out.startswith("train (llava")  # no progress residue when not a terminal
     assert "train (llava" in out and "2 samples" in out and "2 new" in out
     assert "1 flagged" in out and "missing_image 1" in out and "nearly every image" not in out
     again = run(ws, "ingest", str(good), "--name", "train").output

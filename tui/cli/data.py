@@ -158,6 +158,7 @@ def ingest_command(
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # no stray blank line in logs and pipes
     ) as bars:
         read = bars.add_task("reading", total=None, samples=0)
 
