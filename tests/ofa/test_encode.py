@@ -93,3 +93,20 @@ def test_unknown_encoder_and_tag_name_the_fix():
         load_encoder(EncodeConfig(encoder="No-Such-Net", pretrained="none"))
     with pytest.raises(ThresherError, match="neither a file nor a tag"):
         load_encoder(EncodeConfig(encoder="ViT-B-32", pretrained="no-such-tag"))
+
+
+@pytest.mark.slow
+def test_default_encoder_builds_offline_and_gives_1024_d(tmp_path):
+    from selection.ofa.config import EncodeConfig
+    from selection.ofa.encode import encode_rows, load_encoder
+
+    p = tmp_path / "a.jpg"
+    Image.new("RGB", (500, 375), "purple").save(p)
+    with pytest.warns(UserWarning, match="random weights"):
+        enc = load_encoder(EncodeConfig(pretrained="none", device="cpu"))  # ViT-B-32
+    assert enc.dim == 1024 and enc.image_size == 224
+    emb, reasons = encode_rows(
+        enc, [[str(p)]], ["<image>\nWhat is it?"], [[]], batch_size=1, workers=1
+    )
+    assert reasons == [None] and emb.shape == (1, 1024)
+    assert np.linalg.norm(emb[0].astype(np.float32)) == pytest.approx(1.0, abs=2e-3)
