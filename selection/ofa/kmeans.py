@@ -118,7 +118,9 @@ def kmeans(
     on_iteration: Callable[[int, float], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> KMeansResult:
-    """k-means++ seeding, then `iterations` Lloyd steps on faiss, one call per step.
+    """k-means++ seeding, then up to `iterations` Lloyd steps on faiss, one call per step.
+
+    It stops early when a step leaves every centroid unchanged (converged).
 
     One faiss call per step lets us report progress and stop between steps; each call is
     exactly one Lloyd update (assign to the given centroids, recompute the means). faiss
@@ -157,10 +159,15 @@ def kmeans(
             verbose=False,
         )
         km.train(x, init_centroids=centroids)
-        centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
+        new = np.ascontiguousarray(km.centroids, dtype=np.float32)
         done = it + 1
         if on_iteration is not None:
             on_iteration(done, float(km.obj[-1]) if len(km.obj) else float("nan"))
+        # Unchanged centroids mean no label moved: Lloyd has converged (scikit-learn stops here too).
+        converged = np.array_equal(new, centroids)
+        centroids = new
+        if converged:
+            break
     labels, sq = assign(x, centroids)
     return KMeansResult(
         centroids=centroids,
