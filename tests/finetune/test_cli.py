@@ -103,6 +103,9 @@ def test_train_eval_report_end_to_end(demo, workspace, qwen_model):
     per_task = json.loads(by_id["ev-half"][8])
     assert sum(v["n"] for v in per_task.values()) == 8 and len(per_task) > 1
 
+    # A result the catalog lost (e.g. an eval that finished detached) is recorded by `report`.
+    with demo.transaction() as con:
+        con.execute("DELETE FROM evaluations WHERE eval_id = 'ev-zero'")
     rows = list(
         csv.DictReader(
             io.StringIO(_run(workspace, "report", "--dataset", "heldout", "--format", "csv"))
