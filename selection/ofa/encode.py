@@ -75,7 +75,6 @@ def load_encoder(cfg: EncodeConfig) -> Encoder:
             f"encoder {name} has random weights (--pretrained none): embeddings are for tests only",
             stacklevel=2,
         )
-        log.warning("encoder %s has random weights (--pretrained none)", name)
         pretrained = None
     elif not Path(pretrained).expanduser().is_file() and pretrained not in (
         open_clip.list_pretrained_tags_by_model(name)
@@ -150,6 +149,7 @@ def encode_rows(
     batch_size: int,
     workers: int,
     on_batch: Callable[[int], None] | None = None,
+    logger: logging.Logger | None = None,
 ) -> tuple[np.ndarray, list[str | None]]:
     """Embeddings (n, dim) float16 and, per row, the reason it was excluded (None = encoded).
 
@@ -191,7 +191,9 @@ def encode_rows(
                 res = futures.pop(i).result()
                 if isinstance(res, Exception):
                     reasons[i] = "decode_failed"
-                    log.warning("sample row %d: cannot decode %s: %s", i, images[i][0], res)
+                    (logger or log).warning(
+                        "sample row %d: cannot decode %s: %s", i, images[i][0], res
+                    )
                 else:
                     tensors.append(res)
                     ok_rows.append(i)

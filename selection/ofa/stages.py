@@ -86,7 +86,14 @@ class EmbedStage:
         from selection.ofa.encode import encode_rows, load_encoder
 
         if self._encoder is None:
-            self._encoder = load_encoder(self.cfg)
+            import warnings
+
+            # The CLI already warned the user; inside the job the warning belongs in job.log.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self._encoder = load_encoder(self.cfg)
+            for w in caught:
+                ctx.log.warning("%s", w.message)
             ctx.log.info(
                 "encoder %s (%s) on %s", self.cfg.encoder, self.cfg.pretrained, self._encoder.device
             )
@@ -99,6 +106,7 @@ class EmbedStage:
             batch_size=self.cfg.batch_size,
             workers=self.cfg.workers,
             on_batch=ctx.progress,
+            logger=ctx.log,
         )
         ids = rows.column("sample_id").to_pylist()
         bad = [(ids[i], r) for i, r in enumerate(reasons) if r]
