@@ -43,7 +43,7 @@ class Evaluation:
             return "zero-shot"
         if self.finetune_run_id is None:
             # An adapter trained elsewhere: no summary says what data it saw.
-            return f"adapter:{self.adapter.rstrip('/').rsplit('/', 1)[-1]}"
+            return f"adapter:{(self.adapter or '').rstrip('/').rsplit('/', 1)[-1]}"
         if self.selection_run_id is None:
             return "full"
         return f"{self.selection_run_id}/{self.selection or 'default'}"

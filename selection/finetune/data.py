@@ -162,17 +162,17 @@ def read_manifest(path: str | Path) -> Manifest:
     role_tag = tags.get("role_tag")
     content_tag = tags.get("content_tag")
     role_map = dict(_ROLE_NAMES)
-    for tag, role in (
+    for tag, ours in (
         ("user_tag", "user"),
         ("assistant_tag", "assistant"),
         ("system_tag", "system"),
     ):
         if tag in tags:
-            role_map[tags[tag]] = role
+            role_map[tags[tag]] = ours
     roots = [path.parent]
-    for key in ("image_root", "media_dir"):
-        if meta.get(key):
-            roots.append(Path(meta[key]))
+    for root_key in ("image_root", "media_dir"):
+        if meta.get(root_key):
+            roots.append(Path(meta[root_key]))
 
     examples: list[Example] = []
     relative = False
@@ -180,7 +180,9 @@ def read_manifest(path: str | Path) -> Manifest:
     for where, rec in _load_records(path):
         if not isinstance(rec, dict):
             raise ThresherError(f"{where}: a sample must be a JSON object")
-        key = msg_key or next((k for k in ("messages", "conversations") if k in rec), None)
+        key: str | None = msg_key or next(
+            (k for k in ("messages", "conversations") if k in rec), None
+        )
         if key is None or not isinstance(rec.get(key), list):
             raise ThresherError(
                 f"{where}: no 'messages' or 'conversations' list; is this a Thresher export?"
@@ -195,7 +197,9 @@ def read_manifest(path: str | Path) -> Manifest:
         for j, msg in enumerate(rec[key]):
             rt = role_tag or ("from" if "from" in msg else "role")
             ct = content_tag or ("value" if "value" in msg else "content")
-            role = role_map.get(str(msg.get(rt, "")).lower()) or role_map.get(str(msg.get(rt, "")))
+            role: str | None = role_map.get(str(msg.get(rt, "")).lower()) or role_map.get(
+                str(msg.get(rt, ""))
+            )
             if role is None or not isinstance(msg.get(ct), str):
                 raise ThresherError(
                     f"{where}: turn {j} has role {msg.get(rt)!r} / content of type "
@@ -359,7 +363,7 @@ class Collator:
         self.max_length = max_length
         self.image_max_pixels = image_max_pixels
 
-    def encode(self, examples: Sequence[Example]) -> tuple[dict[str, Any], list[str]]:
+    def encode(self, examples: Sequence[Example]) -> tuple[dict[str, Any], list[list[list[int]]]]:
         texts, seg_ids = [], []
         for ex in examples:
             text, segments = render_with_segments(self.processor, ex)
