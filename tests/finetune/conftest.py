@@ -26,6 +26,20 @@ def idefics_model():
     return tiny_vlm("idefics3")
 
 
+@pytest.fixture(scope="session")
+def llava_model(tmp_path_factory):
+    from tests.finetune.tiny_models import build_tiny_llava
+
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+
+
+@pytest.fixture(scope="session")
+def qwen25_model(tmp_path_factory):
+    from tests.finetune.tiny_models import build_tiny_qwen2_5_vl
+
+    return build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny-qwen2_5_vl"))
+
+
 def llava_records(images: list[str]) -> list[dict]:
     """Two single-turn samples and one two-turn sample, LLaVA style, images relative."""
     return [

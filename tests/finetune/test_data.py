@@ -184,10 +184,8 @@ def test_samples_over_max_length_are_skipped_not_cut(manifest_dir, qwen_model):
     assert none is None and all_skipped == ["s0", "s1", "s2"]
 
 
-@pytest.mark.parametrize("arch", ["qwen2_vl", "idefics3"])
-def test_one_batch_mixes_two_images_no_image_and_a_system_turn(
-    tmp_path, arch, qwen_model, idefics_model
-):
+@pytest.mark.parametrize("arch", ["qwen2_vl", "qwen2_5_vl", "idefics3", "llava"])
+def test_one_batch_mixes_two_images_no_image_and_a_system_turn(tmp_path, arch, request):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from tests.helpers.tiny_vlm import make_images
@@ -204,10 +202,11 @@ def test_one_batch_mixes_two_images_no_image_and_a_system_turn(
             (imgs[2],),
         ),
     ]
-    model_dir = qwen_model if arch == "qwen2_vl" else idefics_model
+    fixture = {"qwen2_vl": "qwen_model", "qwen2_5_vl": "qwen25_model", "idefics3": "idefics_model"}
+    model_dir = request.getfixturevalue(fixture.get(arch, "llava_model"))
     proc = AutoProcessor.from_pretrained(model_dir)
     batch, _ = Collator(proc, max_length=512)(examples)
-    end = "<|im_end|>" if arch == "qwen2_vl" else "<end_of_utterance>"
+    end = {"idefics3": "<end_of_utterance>", "llava": "</s>"}.get(arch, "<|im_end|>")
     learned = [
         proc.tokenizer.decode([x for x in row if x != IGNORE_INDEX]).strip()
         for row in batch["labels"].tolist()

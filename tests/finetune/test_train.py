@@ -164,3 +164,20 @@ def test_plan_visits_every_example_once_per_epoch_in_a_seeded_order():
     assert plan.micro_batches(0, 7) != plan.micro_batches(2, 7)  # a new order each epoch
     assert plan.micro_batches(3, 7) == Plan.of(10, cfg).micro_batches(3, 7)  # rebuilt after restart
     assert Plan.of(10, FinetuneConfig(manifest="m", model="x", max_steps=1)).total_steps == 1
+
+
+@pytest.mark.parametrize("arch", ["llava", "qwen2_5_vl"])
+def test_llava_and_qwen2_5_vl_train_and_leave_the_vision_side_alone(
+    catalog, manifest_dir, request, arch
+):
+    model = request.getfixturevalue({"llava": "llava_model", "qwen2_5_vl": "qwen25_model"}[arch])
+    cfg = _config(manifest_dir / "train.llava.json", model, epochs=1, save_steps=3)
+    run_dir = create_finetune_run(catalog, cfg, seed=0)
+    assert run_job(run_dir, handle_signals=False) == "done"
+    summary = read_training_summary(run_dir)
+    assert summary["arch"] == arch and summary["steps"] == 3
+    assert math.isfinite(summary["final_loss"])
+    keys = list(_adapter_weights(run_dir / "adapter"))
+    assert keys and all(".language_model." in k for k in keys)
+    vision = ("vision_tower", "multi_modal_projector", "visual", "merger")
+    assert not any(v in k for k in keys for v in vision)
