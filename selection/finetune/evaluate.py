@@ -3,6 +3,7 @@ the accuracy (overall and per task family) in the catalog, linked to the adapter
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,24 @@ class EvalConfig:
         return asdict(self)
 
 
+def base_model_mismatch(model: str, prov: dict[str, Any]) -> str | None:
+    """A warning when --model is not the model the adapter was trained on (None when it is)."""
+    base = prov.get("base_model")
+    if not base:
+        return None
+
+    def norm(m: str) -> str:
+        p = Path(m).expanduser()
+        return str(p.resolve()) if p.exists() else m
+
+    if norm(model) == norm(base):
+        return None
+    return (
+        f"warning: the adapter was trained on {base}, not {model}; accuracy may be meaningless "
+        "unless they are the same weights"
+    )
+
+
 def provenance(adapter: str | None) -> dict[str, Any]:
     """What the adapter learned from, from its training summary (empty for a foreign adapter)."""
     if not adapter:
@@ -84,7 +103,9 @@ def provenance(adapter: str | None) -> dict[str, Any]:
             "folder of a fine-tune run"
         )
     s = read_training_summary(path) or {}
+    base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
     return {
+        "base_model": s.get("model") or base,
         "finetune_run_id": s.get("run_id"),
         "selection_run_id": s.get("selection_run_id"),
         "selection": s.get("selection"),

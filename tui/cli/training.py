@@ -200,6 +200,11 @@ def eval_command(workspace, dataset, limit, engine_opt, detach, seed, name, **op
         opts["adapter"] = str(Path(opts["adapter"]).expanduser().resolve())
     config = EvalConfig(engine_opts=_engine_opts(engine_opt), limit=limit, **opts).validate()
     config.provenance = provenance(config.adapter)
+    from selection.finetune.evaluate import base_model_mismatch
+
+    warning = base_model_mismatch(config.model, config.provenance)
+    if warning:
+        click.secho(warning, fg="yellow", err=True)
     sample_ids = seeded_subset(workspace, dataset, limit, seed) if limit else None
     register()
     run_id = start_run(
