@@ -375,7 +375,9 @@ class Collator:
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
         if any(images):
             kwargs["images"] = images
-        batch = dict(self.processor(**kwargs))
+        # The chat template writes BOS and special tokens itself; the eval engine encodes the same
+        # way, so training and evaluation see identical prompts.
+        batch = dict(self.processor(**kwargs, add_special_tokens=False))
         return batch, seg_ids
 
     def __call__(self, examples: Sequence[Example]) -> tuple[dict[str, Any] | None, list[str]]:
