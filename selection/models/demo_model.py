@@ -175,3 +175,83 @@ def _build(src: Path, out: Path, step: Callable[[str], None]) -> None:
     (out / "thresher_demo.json").write_text(
         json.dumps({"version": DEMO_VERSION, "label": LABEL, "source": GGUF_FILE}) + "\n"
     )
+
+
+def measure_demo(model_dir: Path, demo_json: Path, n: int = 100, probes: int = 60) -> dict:
+    """Zero-shot accuracy per task on the first `n` demo samples, and how often a one-shot
+    demonstration from the matched set flips an unmatched query: CLIPPER's P/W/W_c in miniature.
+    """
+    import random
+    import re
+
+    from selection.engines import assistant, load_engine, user
+    from selection.judges import JudgeItem, load_judge
+
+    rows = json.loads(Path(demo_json).read_text())[:n]
+    base = Path(demo_json).parent
+    samples = []
+    for row in rows:
+        conv = row["conversations"]
+        q = re.sub(r"\s*<image>\s*", " ", conv[0]["value"]).strip()
+        imgs = row.get("image") or []
+        imgs = [imgs] if isinstance(imgs, str) else imgs
+        samples.append((q, conv[1]["value"], [str(base / i) for i in imgs], row.get("task")))
+    eng = load_engine("transformers", str(model_dir), batch_size=8, device="cpu")
+    judge = load_judge("rule")
+    zero = eng.generate([(user(q, *im),) for q, _, im, _ in samples], max_new_tokens=8)
+    ok = [
+        bool(v.correct)
+        for v in judge.judge(
+            [JudgeItem(q, (a,), r, t) for (q, a, _, t), r in zip(samples, zero, strict=True)]
+        )
+    ]
+    by_task: dict[str, list[int]] = {}
+    for (_, _, _, t), c in zip(samples, ok, strict=True):
+        by_task.setdefault(t or "?", [0, 0])
+        by_task[t or "?"][0] += c
+        by_task[t or "?"][1] += 1
+    matched = [i for i, c in enumerate(ok) if c]
+    unmatched = [i for i, c in enumerate(ok) if not c]
+    rng = random.Random(0)
+    pairs = [(rng.choice(matched), rng.choice(unmatched)) for _ in range(probes)]
+    reqs = [
+        (
+            user(samples[p][0], *samples[p][2]),
+            assistant(samples[p][1]),
+            user(samples[w][0], *samples[w][2]),
+        )
+        for p, w in pairs
+    ]
+    one = eng.generate(reqs, max_new_tokens=8)
+    flips = judge.judge(
+        [
+            JudgeItem(samples[w][0], (samples[w][1],), r, samples[w][3])
+            for (_, w), r in zip(pairs, one, strict=True)
+        ]
+    )
+    return {
+        "n": len(samples),
+        "zero_shot_accuracy": sum(ok) / len(ok),
+        "by_task": {t: f"{c}/{m}" for t, (c, m) in sorted(by_task.items())},
+        "one_shot_probes": len(pairs),
+        "one_shot_correct": sum(bool(v.correct) for v in flips),
+        "examples": list(zip([s[0][:60] for s in samples[:8]], zero[:8], strict=True)),
+    }
+
+
+if __name__ == "__main__":  # python -m selection.models.demo_model OUT_DIR DEMO_JSON [N]
+    import sys
+    import time
+
+    import torch
+
+    torch.set_num_threads(2)
+    logging.basicConfig(level=logging.INFO)
+    started = time.time()
+    folder = build_demo_model(sys.argv[1])
+    print(f"{LABEL}: ready in {time.time() - started:.1f} s at {folder}")
+    if len(sys.argv) > 2:
+        result = measure_demo(
+            folder, Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 100
+        )
+        print(json.dumps(result, indent=1))
