@@ -114,7 +114,8 @@ class ThresherApp(App):
 
     def view(self, run_id: str) -> RunView:
         if run_id not in self._views:
-            self._views[run_id] = RunView(self.workspace, run_id)
+            # tables load in the browser's first worker; the first page comes straight from Parquet
+            self._views[run_id] = RunView(self.workspace, run_id, load=False)
         return self._views[run_id]
 
     def _guard(self, fn, *args) -> None:

@@ -14,7 +14,7 @@ import pytest
 from store.catalog import Catalog
 from store.workspace import Workspace
 from tests.tui.fake_runs import add_dataset, make_clipper_run, make_ofa_run
-from tests.tui.helpers import settle
+from tests.tui.helpers import settle, wait_for
 
 SIZES = [(80, 24), (160, 48)]
 FIXED_ROOT = Path("/tmp/thresher-snapshot-ws")
@@ -59,6 +59,11 @@ def test_sample_detail(snap_compare, snap_app, size):
         pilot.app.open_browser("clipper-1")
         await settle(pilot)
         await pilot.press("enter")
+        await settle(pilot)
+        # the image sizes itself from its laid-out width: wait until it has been drawn at that size
+        image = pilot.app.screen.query_one("#sample-image")
+        await wait_for(pilot, lambda: image.size.width > 0 and image.size.height > 0, what="image")
+        image.refresh(layout=True)
         await settle(pilot)
 
     assert snap_compare(snap_app("halfcell"), terminal_size=size, run_before=run_before)

@@ -154,6 +154,8 @@ class BrowserScreen(Screen):
         self.post_message(self.QueryReady(query, self.view.set_query(query)))
 
     def on_browser_screen_groups_ready(self, message: GroupsReady) -> None:
+        if not self.groups:  # the first answer: the view's tables exist now, pages come from them
+            self.query_one(SampleTable).invalidate()
         self.groups = message.groups
         table = self.query_one(GroupList)
         row = table.cursor_row
@@ -191,6 +193,10 @@ class BrowserScreen(Screen):
         self.query_one("#query-line", Label).update(" · ".join(parts))
 
     def set_query(self, **changes) -> None:
+        """Start the (worker) query; the old rows stay on screen until the new order is ready."""
+        self.query_one("#query-line", Label).update(
+            "working… (the rows below are the previous view)"
+        )
         self.run_query(replace(self.query_state, **changes))
 
     # ---------------------------------------------------------------- decisions

@@ -8,7 +8,7 @@ from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Label, Static
@@ -87,7 +87,8 @@ class DetailScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Label(f"{self.view.run_id} · loading sample…", id="detail-title")
         with Horizontal(id="detail"):
-            yield Static("", id="image-pane")
+            with Vertical(id="image-pane"):
+                yield Label("", id="image-note")
             with VerticalScroll(id="detail-text"):
                 yield Static("", id="detail-body")
         yield Footer()
@@ -107,13 +108,14 @@ class DetailScreen(Screen):
             f"{self.view.run_id} · sample {_ordinal(detail.sample_id)}"
         )
         self.query_one("#detail-body", Static).update(render_detail(detail))
-        pane = self.query_one("#image-pane", Static)
+        pane = self.query_one("#image-pane", Vertical)
         first = next((p for p in detail.images if Path(p).is_file()), None)
         widget: Widget | None = image_widget(self.app.image_mode, first) if first else None
         if widget is None:
             reason = "no image file" if not first else f"image mode {self.app.image_mode}"
-            pane.update(f"[{reason}]")
+            self.query_one("#image-note", Label).update(f"[{reason}]")
         else:
+            self.query_one("#image-note", Label).update(Path(first).name)
             pane.mount(widget)
 
     def action_decide(self, action: str) -> None:

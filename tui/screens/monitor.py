@@ -114,8 +114,12 @@ class MonitorScreen(Screen):
         yield Log(id="log", max_lines=500)
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.follow()
+    def on_screen_resume(self) -> None:
+        self.follow()  # (re)start following; the follower re-reads from the start, which is cheap
+
+    def on_screen_suspend(self) -> None:
+        # a hidden monitor polls nothing (and lets tests wait for "all workers done")
+        self.workers.cancel_group(self, "monitor")
 
     @work(thread=True, exclusive=True, group="monitor", exit_on_error=False)
     def follow(self) -> None:

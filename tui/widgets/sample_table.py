@@ -91,6 +91,7 @@ class SampleTable(ScrollView, can_focus=True):
         self._pages: OrderedDict[int, list[SampleRow]] = OrderedDict()
         self.last_render = 0.0  # perf_counter of the last drawn line (the benchmark reads it)
         self.pages_fetched = 0
+        self._columns_cache: tuple[tuple[int, int], list[tuple[str, int]]] | None = None
         self.reset()
 
     # ---------------------------------------------------------------- data
@@ -141,6 +142,14 @@ class SampleTable(ScrollView, can_focus=True):
         return n
 
     def columns(self, width: int) -> list[tuple[str, int]]:
+        cached = self._columns_cache
+        if cached is not None and cached[0] == (width, len(self.view.scores)):
+            return cached[1]
+        cols = self._columns(width)
+        self._columns_cache = ((width, len(self.view.scores)), cols)
+        return cols
+
+    def _columns(self, width: int) -> list[tuple[str, int]]:
         n_scores = self.visible_scores(width)
         fixed = 2 + 8 + 5 + 5 + 5 + 8 * n_scores
         rest = max(width - fixed, 12)

@@ -1,0 +1,98 @@
+"""Home and the start-a-run form: a real detached job (the job tests' `sleepy` method) started from the TUI,
+followed by the monitor to the end, then browsed; plus F1 help, the command palette and NO_COLOR."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.tui.helpers import settle, wait_for, widget_text
+from tui.screens.browser import BrowserScreen
+from tui.screens.home import HomeScreen
+from tui.screens.monitor import MonitorScreen
+from tui.screens.start_run import StartRunScreen
+from tui.widgets.dialogs import HelpScreen
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_start_a_detached_run_from_the_form_then_monitor_and_browse(workspace, catalog):
+    from tests.helpers.jobs import make_dataset  # registers the `sleepy` method
+    from tui.app import ThresherApp
+
+    make_dataset(catalog, "toy", n=20)
+    app = ThresherApp(workspace, image_mode="none")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, StartRunScreen)
+        method = form.query_one("#method")
+        assert "sleepy" in [str(o[1]) for o in method._options if o[1] is not method.BLANK]
+        method.value = "sleepy"
+        form.query_one("#dataset").value = "toy"
+        await settle(pilot)
+        form.query_one("#run-name").value = "from-tui"
+        # a bad parameter is reported on the form, nothing starts
+        form.query_one("#param-shard_size").value = "four"
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert "shard_size: 'four' is not a int" in widget_text(form.query_one("#start-result"))
+        assert not (workspace.runs_dir / "from-tui").exists()
+        form.query_one("#param-shard_size").value = "5"
+        form.query_one("#param-sleep_s").value = "0.01"
+        await pilot.press("ctrl+r")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, MonitorScreen), timeout=30, what="monitor"
+        )
+        monitor = app.screen
+        assert monitor.run_id == "from-tui"
+        await wait_for(pilot, lambda: monitor.snapshot is not None and monitor.snapshot.status == "done",
+                       timeout=60, what="the detached job to finish")  # fmt: skip
+        assert [s.stage for s in monitor.snapshot.stages][:1] == ["score"]
+        assert all(s.finished for s in monitor.snapshot.stages)
+        await pilot.press("b")
+        await settle(pilot)
+        assert isinstance(app.screen, BrowserScreen)
+        assert app.screen.view.n_rows == 20
+
+
+async def test_f1_help_palette_and_no_color(app, monkeypatch):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, HomeScreen)
+        app.open_browser("ofa-1")
+        await settle(pilot)
+        await pilot.press("f1")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        text = app.screen.text
+        assert "## Samples" in text and "**k**: Keep (override)" in text  # the focused table's help
+        await pilot.press("escape")
+        await settle(pilot)
+        # command palette: "category: action" entries for this workspace's runs
+        from tui.app import ThresherCommands
+
+        names = [c[0] for c in ThresherCommands(app.screen).commands()]
+        assert {"browse: ofa-1", "monitor: clipper-1", "export: ofa-1", "view: home"} <= set(names)
+
+
+async def test_no_color_env_is_respected(runs_ws, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    from tui.app import ThresherApp
+
+    app = ThresherApp(runs_ws, image_mode="none")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.no_color
+        svg = app.export_screenshot()
+    # only greys are drawn (the SVG theme's default foreground c5c8c6 is near-grey too)
+    import re
+
+    fills = set(re.findall(r"fill: #([0-9a-f]{6})", svg))
+
+    def spread(hex6: str) -> int:
+        channels = [int(hex6[i : i + 2], 16) for i in (0, 2, 4)]
+        return max(channels) - min(channels)
+
+    assert fills and all(spread(f) <= 8 for f in fills), fills
