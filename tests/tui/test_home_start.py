@@ -96,3 +96,25 @@ async def test_no_color_env_is_respected(runs_ws, monkeypatch):
         return max(channels) - min(channels)
 
     assert fills and all(spread(f) <= 8 for f in fills), fills
+
+
+async def test_resume_from_home_relaunches_the_run_detached(workspace, catalog):
+    from selection.jobs import create_run
+    from tests.helpers.jobs import SleepyConfig, make_dataset
+    from tui.app import ThresherApp
+
+    make_dataset(catalog, "toy", n=10)
+    create_run(catalog, "sleepy", "toy", SleepyConfig(sleep_s=0.01), seed=0, run_id="waiting")
+    app = ThresherApp(workspace, image_mode="none")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert [r.run_id for r in app.screen.runs] == ["waiting"]
+        assert app.screen.runs[0].status == "queued" and not app.screen.runs[0].has_result
+        await pilot.press("R")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, MonitorScreen), timeout=30, what="monitor"
+        )
+        monitor = app.screen
+        await wait_for(pilot, lambda: monitor.snapshot is not None and monitor.snapshot.status == "done",
+                       timeout=60, what="the resumed job to finish")  # fmt: skip
+    assert sorted(p.name for p in (workspace.run_dir("waiting") / "result").glob("*.parquet"))

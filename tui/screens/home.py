@@ -38,6 +38,13 @@ class HomeScreen(Screen):
             tooltip="Progress, GPUs and log of the run",
         ),
         Binding(
+            "R",
+            "resume",
+            "Resume",
+            id="home.resume",
+            tooltip="Resume an interrupted, failed or cancelled run, detached",
+        ),
+        Binding(
             "n",
             "new_run",
             "New run",
@@ -144,6 +151,29 @@ class HomeScreen(Screen):
 
     def action_compare(self) -> None:
         self.app.open_compare([r.run_id for r in self.runs if r.has_result])
+
+    def action_resume(self) -> None:
+        if (run := self.selected_run) is not None:
+            self.resume(run.run_id)
+
+    @work(thread=True, exclusive=True, group="home-resume", exit_on_error=False)
+    def resume(self, run_id: str) -> None:
+        """Relaunch the run folder detached (finished shards are kept), then watch it."""
+        import contextlib
+        import io
+
+        from store.errors import ThresherError
+        from tui.cli.jobs import launch
+
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # launch() speaks to a terminal
+                state = launch(self.app.catalog, self.app.workspace.run_dir(run_id), detach=True)
+        except ThresherError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"{run_id}: {state}")
+        if state != "done":
+            self.app.call_from_thread(self.app.open_monitor, run_id)
 
     def action_new_run(self) -> None:
         self.app.open_start_run()
