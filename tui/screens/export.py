@@ -184,11 +184,11 @@ class ExportScreen(Screen):
 
     @work(thread=True, exclusive=True, group="finetune", exit_on_error=False)
     def launch_finetune(self, manifest: str) -> None:
-        """Detached, like any run: `thresher finetune --manifest ... --detach` in a new session."""
+        """Detached, like any run: `thresher train --manifest ... --detach` in a new session."""
         import subprocess
         import sys
 
-        cmd = [sys.executable, "-m", "tui", "--workspace", str(self.app.workspace.root), "finetune",
+        cmd = [sys.executable, "-m", "tui", "--workspace", str(self.app.workspace.root), "train",
                "--manifest", manifest, "--detach"]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True)
         out = (proc.stdout + proc.stderr).strip().splitlines()
