@@ -177,7 +177,7 @@ def _build(src: Path, out: Path, step: Callable[[str], None]) -> None:
     )
 
 
-def measure_demo(model_dir: Path, demo_json: Path, n: int = 100, probes: int = 60) -> dict:
+def measure_demo(model_dir: Path, demo_json: Path, n: int = 100, probes: int | None = None) -> dict:
     """Zero-shot accuracy per task on the first `n` demo samples, and how often a one-shot
     demonstration from the matched set flips an unmatched query: CLIPPER's P/W/W_c in miniature.
     """
@@ -213,6 +213,7 @@ def measure_demo(model_dir: Path, demo_json: Path, n: int = 100, probes: int = 6
     matched = [i for i, c in enumerate(ok) if c]
     unmatched = [i for i, c in enumerate(ok) if not c]
     rng = random.Random(0)
+    probes = probes or 2 * len(samples)
     pairs = [(rng.choice(matched), rng.choice(unmatched)) for _ in range(probes)]
     reqs = [
         (
@@ -235,6 +236,10 @@ def measure_demo(model_dir: Path, demo_json: Path, n: int = 100, probes: int = 6
         "by_task": {t: f"{c}/{m}" for t, (c, m) in sorted(by_task.items())},
         "one_shot_probes": len(pairs),
         "one_shot_correct": sum(bool(v.correct) for v in flips),
+        "unmatched_corrected": len(
+            {w for (_, w), v in zip(pairs, flips, strict=True) if v.correct}
+        ),
+        "unmatched_probed": len({w for _, w in pairs}),
         "examples": list(zip([s[0][:60] for s in samples[:8]], zero[:8], strict=True)),
     }
 
