@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from selection.engines.base import ChatRequest, EngineError, NotSupported, check_request
 
@@ -35,14 +36,14 @@ def image_data_url(path: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def to_messages(req: ChatRequest) -> list[dict]:
+def to_messages(req: ChatRequest) -> list[dict[str, Any]]:
     """OpenAI chat messages; a turn's images go first as image_url parts, then its text."""
-    out = []
+    out: list[dict[str, Any]] = []
     for turn in req:
         if not turn.images:
             out.append({"role": turn.role, "content": turn.text})
             continue
-        parts: list[dict] = [
+        parts: list[dict[str, Any]] = [
             {"type": "image_url", "image_url": {"url": image_data_url(p)}} for p in turn.images
         ]
         parts.append({"type": "text", "text": turn.text})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from selection.engines.base import ChatRequest, EngineError, check_request
 
@@ -57,6 +58,7 @@ class TransformersEngine:
 
         self.model_id = str(model)
         self.batch_size = max(1, int(batch_size))
+        self.model: Any = None  # a PreTrainedModel, or a PeftModel around one
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype = _dtype(dtype, self.device)
         local = Path(self.model_id).expanduser()

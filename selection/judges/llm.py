@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from selection.engines.base import Turn
 from selection.judges.base import JudgeItem, Verdict
@@ -116,7 +117,7 @@ class LLMJudge:
             requests = [self._request(items[ask[k][0]]) for k in keys]
             replies = self.engine.generate(requests, max_new_tokens=self.max_new_tokens)
             self._stats["llm_calls"] += len(keys)
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {"key": k, "reply": r, "correct": parse_reply(r)}
                 for k, r in zip(keys, replies, strict=True)
             ]

@@ -144,20 +144,20 @@ class RuleJudge:
         if rule == "mc":
             options = parse_options(item.question)
             got = _mc_letter(item.response, options)
-            want = {_mc_letter(r, options) for r in refs} - {None}
+            want = {w for r in refs if (w := _mc_letter(r, options)) is not None}
             return Verdict(got is not None and got in want, rule, f"got {got}, want {sorted(want)}")
         if rule == "yesno":
-            got = _yesno(item.response)
-            want = {_yesno(r) for r in refs}
-            return Verdict(got is not None and got in want, rule, f"got {got}")
+            said = _yesno(item.response)
+            truth = {_yesno(r) for r in refs}
+            return Verdict(said is not None and said in truth, rule, f"got {said}")
         if rule == "numeric":
-            got = parse_number(item.response)
+            value = parse_number(item.response)
             wants = [parse_number(r) for r in refs]
-            ok = got is not None and any(
-                w is not None and math.isclose(got, w, rel_tol=self.rel_tol, abs_tol=self.abs_tol)
+            ok = value is not None and any(
+                w is not None and math.isclose(value, w, rel_tol=self.rel_tol, abs_tol=self.abs_tol)
                 for w in wants
             )
-            return Verdict(ok, rule, f"got {got}")
+            return Verdict(ok, rule, f"got {value}")
         got = normalize(item.response)
         ok = any(got == normalize(r) for r in refs)
         return Verdict(ok, "exact", "" if ok else f"got {got!r}")
