@@ -7,6 +7,7 @@ demo again reuses what an earlier run built.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,16 @@ class DemoContext:
     console: Any  # rich.console.Console
     catalog: Any = None  # store.catalog.Catalog, opened by the first step
     data_file: Path | None = None
-    results: dict[str, Any] = field(default_factory=dict)  # what steps leave for later steps
+    clipper_samples: int = 60
+    results: dict[str, Any] = field(default_factory=lambda: {"runs": []})
+
+    @property
+    def ofa_run(self) -> str:
+        return f"{self.name}-ofa"
+
+    @property
+    def clipper_run(self) -> str:
+        return f"{self.name}-clipper"
 
 
 def _bars(console: Any, in_bytes: bool = False) -> Any:
@@ -91,10 +101,75 @@ def ingest_step(ctx: DemoContext) -> None:
     )
 
 
+def _thresher(ctx: DemoContext, *args: str) -> None:
+    """Run a `thresher` subcommand exactly as a user would type it, in this workspace."""
+    from tui.cli import cli
+
+    cli.main(args=["--workspace", str(ctx.workspace.root), *args], standalone_mode=False)
+
+
+def ofa_step(ctx: DemoContext) -> None:
+    """OFA with random-weight CLIP (nothing is downloaded): encode, k-means, selector, select."""
+    ctx.console.print(
+        "  [yellow]demo:[/] CLIP has random weights here (--pretrained none); on a real box "
+        "drop that flag to use the OpenAI/LAION ViT-B-32 weights."
+    )
+    _thresher(
+        ctx, "run", "ofa", "--dataset", ctx.name, "--pretrained", "none", "--name", ctx.ofa_run
+    )
+    ctx.results["runs"].append(ctx.ofa_run)
+
+
+def clipper_step(ctx: DemoContext) -> None:
+    """CLIPPER with the offline demo VLM on a seeded subset (a 135M model on 2 CPU cores is slow)."""
+    if ctx.clipper_samples <= 0:
+        ctx.console.print("  skipped (--clipper-samples 0)")
+        return
+    from selection.models.demo_model import build_demo_model
+
+    with ctx.console.status("  building the demo VLM (SmolLM2-135M + untrained vision tower)"):
+        model = build_demo_model(ctx.workspace.models_dir / "demo-vlm")
+    ctx.console.print(
+        f"  [yellow]demo model[/] at {model}: reads text, not images. "
+        "Real users pass --model with a local path or hub name.",
+        highlight=False,
+    )
+    _thresher(
+        ctx,
+        "run",
+        "clipper",
+        "--dataset",
+        ctx.name,
+        "--engine",
+        "transformers",
+        "--model",
+        str(model),
+        "--limit",
+        str(ctx.clipper_samples),
+        "--m",
+        "4",
+        "--assignment",
+        "balanced",
+        "--max-new-tokens",
+        "12",
+        "--name",
+        ctx.clipper_run,
+    )
+    ctx.results["runs"].append(ctx.clipper_run)
+
+
+def export_step(ctx: DemoContext) -> None:
+    """Export OFA's selection as a LLaVA manifest (ms-swift and LLaMA-Factory work the same way)."""
+    _thresher(ctx, "export", "--dataset", ctx.name, "--run", ctx.ofa_run, "--format", "llava")
+
+
 # (title, step) in order; extend by appending.
 STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("Build the demo dataset", build_step),
     ("Ingest it", ingest_step),
+    ("Run OFA on it", ofa_step),
+    ("Run CLIPPER on a subset with the demo VLM", clipper_step),
+    ("Export the OFA selection as a manifest", export_step),
 ]
 
 
@@ -121,8 +196,35 @@ STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     show_default=True,
     help="Dataset name in the catalog; files go to <workspace>/data/NAME/.",
 )
+@click.option(
+    "--clipper-samples",
+    default=60,
+    show_default=True,
+    type=click.IntRange(0, None),
+    help="Samples CLIPPER probes with the demo VLM (0 skips CLIPPER; it is the slow step on a CPU).",
+)
+@click.option(
+    "--data-only",
+    is_flag=True,
+    help="Only build and ingest the dataset (no OFA, CLIPPER or export).",
+)
+@click.option(
+    "--tui/--no-tui",
+    "open_tui",
+    default=True,
+    show_default=True,
+    help="Open the workstation at the end when run in a terminal.",
+)
 @click.pass_obj
-def demo_command(workspace: Workspace, samples: int, seed: int, name: str) -> None:
+def demo_command(
+    workspace: Workspace,
+    samples: int,
+    seed: int,
+    name: str,
+    clipper_samples: int,
+    data_only: bool,
+    open_tui: bool,
+) -> None:
     """Build the offline demo dataset and ingest it into the workspace.
 
     Images are drawn with Pillow (shapes, colours, counts, positions, short words); questions come
@@ -133,11 +235,29 @@ def demo_command(workspace: Workspace, samples: int, seed: int, name: str) -> No
     from rich.console import Console
 
     console = Console(soft_wrap=True)  # long paths stay copyable
-    ctx = DemoContext(workspace=workspace, samples=samples, seed=seed, name=name, console=console)
-    for i, (title, step) in enumerate(STEPS, 1):
-        console.print(f"[bold cyan]{i}/{len(STEPS)}[/] {title}")
+    ctx = DemoContext(
+        workspace=workspace,
+        samples=samples,
+        seed=seed,
+        name=name,
+        console=console,
+        clipper_samples=clipper_samples,
+    )
+    steps = STEPS[:2] if data_only else STEPS
+    for i, (title, step) in enumerate(steps, 1):
+        console.print(f"[bold cyan]{i}/{len(steps)}[/] {title}")
         step(ctx)
     console.print(f"[green]Demo ready[/] in workspace {workspace.root}", highlight=False)
+    if data_only:
+        return
+    if open_tui and sys.stdin.isatty() and sys.stdout.isatty():
+        _thresher(ctx, "tui")
+    else:
+        _thresher(ctx, "runs")
+        console.print(
+            f"Open the workstation with: thresher --workspace {workspace.root} tui",
+            highlight=False,
+        )
 
 
 def register(cli: click.Group) -> None:
