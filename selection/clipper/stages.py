@@ -13,18 +13,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from selection.clipper.config import ClipperConfig
+from selection.engines.resources import EngineAndJudge
 from selection.jobs.stage import Shard, derive_seed, row_shards
 
 EXCLUDE_FLAGS = ("missing_image", "corrupt_image")
 
 
-class Resources:
+class Resources(EngineAndJudge):
     """The engine and judge of one worker process, loaded on first use and shared by all stages."""
-
-    def __init__(self, config: ClipperConfig) -> None:
-        self.config = config
-        self._engine: Any = None
-        self._judge: Any = None
 
     @property
     def call_size(self) -> int:
@@ -33,40 +29,6 @@ class Resources:
         the GPU instead of waiting on `batch_size` requests at a time."""
         c = self.config
         return c.batch_size if c.engine == "transformers" else max(c.shard_size, c.batch_size)
-
-    def engine(self, ctx: Any) -> Any:
-        if self._engine is None:
-            from selection.engines import load_engine
-
-            c = self.config
-            opts: dict[str, Any] = dict(c.engine_opts)
-            if c.engine == "transformers":
-                opts.setdefault("batch_size", c.batch_size)
-            if c.engine == "openai":
-                opts.setdefault("base_url", c.base_url)
-                if c.api_key_env:
-                    opts.setdefault("api_key_env", c.api_key_env)
-            ctx.log.info("loading %s engine for %s", c.engine, c.model)
-            self._engine = load_engine(c.engine, c.model, **opts)
-        return self._engine
-
-    def judge(self, ctx: Any) -> Any:
-        if self._judge is None:
-            from selection.judges import load_judge
-
-            c = self.config
-            if c.judge == "llm":
-                opts: dict[str, Any] = {
-                    "model": c.judge_model,
-                    "base_url": c.judge_base_url or c.base_url,
-                    "cache_path": str(ctx.run_dir / "judge_cache.jsonl"),
-                }
-                if c.api_key_env:
-                    opts["api_key_env"] = c.api_key_env
-                self._judge = load_judge("llm", **opts)
-            else:
-                self._judge = load_judge("rule")
-        return self._judge
 
 
 def _turn(role: str, text: str, images: Sequence[str] = ()) -> Any:

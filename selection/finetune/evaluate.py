@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from selection.engines.resources import EngineAndJudge
 from selection.jobs.stage import Shard, row_shards
 from store.errors import ThresherError
 
@@ -116,53 +117,6 @@ def provenance(adapter: str | None) -> dict[str, Any]:
     }
 
 
-class _Resources:
-    """Engine and judge of this process, loaded on first use."""
-
-    def __init__(self, config: EvalConfig) -> None:
-        self.config = config
-        self._engine: Any = None
-        self._judge: Any = None
-
-    def engine(self, ctx: Any) -> Any:
-        if self._engine is None:
-            from selection.engines import load_engine
-
-            c = self.config
-            opts: dict[str, Any] = dict(c.engine_opts)
-            if c.engine == "transformers":
-                opts.setdefault("batch_size", c.batch_size)
-                if c.adapter:
-                    opts["adapter"] = c.adapter
-            if c.engine == "openai":
-                opts.setdefault("base_url", c.base_url)
-                if c.api_key_env:
-                    opts.setdefault("api_key_env", c.api_key_env)
-            ctx.log.info(
-                "eval: loading %s engine for %s (adapter %s)", c.engine, c.model, c.adapter
-            )
-            self._engine = load_engine(c.engine, c.model, **opts)
-        return self._engine
-
-    def judge(self, ctx: Any) -> Any:
-        if self._judge is None:
-            from selection.judges import load_judge
-
-            c = self.config
-            if c.judge == "llm":
-                opts: dict[str, Any] = {
-                    "model": c.judge_model,
-                    "base_url": c.judge_base_url or c.base_url,
-                    "cache_path": str(ctx.run_dir / "judge_cache.jsonl"),
-                }
-                if c.api_key_env:
-                    opts["api_key_env"] = c.api_key_env
-                self._judge = load_judge("llm", **opts)
-            else:
-                self._judge = load_judge("rule")
-        return self._judge
-
-
 def answers_schema() -> Any:
     import pyarrow as pa
 
@@ -185,7 +139,7 @@ class AnswerStage:
 
     def __init__(self, config: EvalConfig) -> None:
         self.config = config
-        self.res = _Resources(config)
+        self.res = EngineAndJudge(config)
 
     def plan(self, ctx: Any) -> list[Shard]:
         return row_shards(ctx.input().num_rows, self.config.shard_size, ctx.seed, self.name)

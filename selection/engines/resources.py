@@ -1,0 +1,60 @@
+"""The engine and judge a job process needs, built from its config on first use (CLIPPER, eval).
+
+A config here is any object with the fields `ClipperConfig` and `EvalConfig` share: engine,
+model, engine_opts, batch_size, base_url, api_key_env, judge, judge_model, judge_base_url, and
+optionally adapter (a LoRA adapter for the transformers engine).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EngineAndJudge:
+    """Loads the engine and the judge lazily and keeps them for every stage of the process."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self._engine: Any = None
+        self._judge: Any = None
+
+    def engine_options(self) -> dict[str, Any]:
+        c = self.config
+        opts: dict[str, Any] = dict(c.engine_opts)
+        if c.engine == "transformers":
+            opts.setdefault("batch_size", c.batch_size)
+            if getattr(c, "adapter", None):
+                opts["adapter"] = c.adapter
+        if c.engine == "openai":
+            opts.setdefault("base_url", c.base_url)
+            if c.api_key_env:
+                opts.setdefault("api_key_env", c.api_key_env)
+        return opts
+
+    def engine(self, ctx: Any) -> Any:
+        if self._engine is None:
+            from selection.engines import load_engine
+
+            c = self.config
+            adapter = getattr(c, "adapter", None)
+            ctx.log.info("loading %s engine for %s (adapter %s)", c.engine, c.model, adapter)
+            self._engine = load_engine(c.engine, c.model, **self.engine_options())
+        return self._engine
+
+    def judge(self, ctx: Any) -> Any:
+        if self._judge is None:
+            from selection.judges import load_judge
+
+            c = self.config
+            if c.judge == "llm":
+                opts: dict[str, Any] = {
+                    "model": c.judge_model,
+                    "base_url": c.judge_base_url or c.base_url,
+                    "cache_path": str(ctx.run_dir / "judge_cache.jsonl"),
+                }
+                if c.api_key_env:
+                    opts["api_key_env"] = c.api_key_env
+                self._judge = load_judge("llm", **opts)
+            else:
+                self._judge = load_judge("rule")
+        return self._judge
