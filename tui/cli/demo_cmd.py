@@ -27,7 +27,7 @@ class DemoContext:
     console: Any  # rich.console.Console
     catalog: Any = None  # store.catalog.Catalog, opened by the first step
     data_file: Path | None = None
-    clipper_samples: int = 60
+    clipper_samples: int = 100
     results: dict[str, Any] = field(default_factory=lambda: {"runs": []})
 
     @property
@@ -147,7 +147,7 @@ def clipper_step(ctx: DemoContext) -> None:
         "--limit",
         str(ctx.clipper_samples),
         "--m",
-        "4",
+        "10",
         "--assignment",
         "balanced",
         "--max-new-tokens",
@@ -198,7 +198,7 @@ STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
 )
 @click.option(
     "--clipper-samples",
-    default=60,
+    default=100,
     show_default=True,
     type=click.IntRange(0, None),
     help="Samples CLIPPER probes with the demo VLM (0 skips CLIPPER; it is the slow step on a CPU).",
