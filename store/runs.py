@@ -148,6 +148,31 @@ def snapshot_input(
 # ---------------------------------------------------------------- status and liveness
 
 
+@contextlib.contextmanager
+def creating_run_folder(runs_dir: Path, run_id: str) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Build a run folder under a temporary name, then publish it whole and register it.
+
+    The caller fills the yielded folder and the `meta` dict (run.json). On success run.json and a
+    queued status are written, the folder is renamed into place (it appears complete or not at
+    all; a concurrent creator of the same id loses at the rename) and the catalog row is the
+    caller's to insert with `insert_run_row`. Any exception removes the temporary folder.
+    """
+    import shutil
+
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    tmp = runs_dir / f".{run_id}.creating-{os.getpid()}"
+    tmp.mkdir()
+    meta: dict[str, Any] = {}
+    try:
+        yield tmp, meta
+        write_json_atomic(tmp / RUN_JSON, meta)
+        write_status(tmp, "queued")
+        os.rename(tmp, runs_dir / run_id)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_status(run_dir: Path, status: str, **fields: Any) -> dict[str, Any]:
     """Merge `fields` into status.json and set `status`; atomic."""
     if status not in STATUSES:

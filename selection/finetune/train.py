@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from datetime import datetime, timezone
@@ -328,35 +327,30 @@ def create_finetune_run(
             if rows:
                 dataset_id = rows[0][0]
                 table = _with_sample_ids(con, dataset_id, table)
-    catalog.workspace.runs_dir.mkdir(parents=True, exist_ok=True)
-    tmp = catalog.workspace.runs_dir / f".{run_id}.creating-{os.getpid()}"
-    tmp.mkdir()
-    try:
+    with runs.creating_run_folder(catalog.workspace.runs_dir, run_id) as (tmp, meta):
         runs.write_parquet_atomic(table, tmp / runs.INPUT)
-        meta = {
-            "run_id": run_id,
-            **identity,
-            "dataset_id": dataset_id,
-            "n_input": len(manifest.examples),
-            "created_at": datetime.now(timezone.utc).replace(tzinfo=None).isoformat("T", "seconds"),
-            "thresher_version": _version(),
-            "stages": [s.name for s in build_stages(config)],
-            "outputs": None,
-            "build_stages": BUILD_STAGES,
-            "config_cls": CONFIG_CLS,
-            "manifest": {
-                "path": str(manifest.path),
-                "format": manifest.format,
-                "sha256": identity["dataset_fingerprint"],
-                "meta": manifest.meta,
-            },
-        }
-        runs.write_json_atomic(tmp / runs.RUN_JSON, meta)
-        runs.write_status(tmp, "queued")
-        os.rename(tmp, run_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        meta.update(
+            {
+                "run_id": run_id,
+                **identity,
+                "dataset_id": dataset_id,
+                "n_input": len(manifest.examples),
+                "created_at": datetime.now(timezone.utc)
+                .replace(tzinfo=None)
+                .isoformat("T", "seconds"),
+                "thresher_version": _version(),
+                "stages": [s.name for s in build_stages(config)],
+                "outputs": None,
+                "build_stages": BUILD_STAGES,
+                "config_cls": CONFIG_CLS,
+                "manifest": {
+                    "path": str(manifest.path),
+                    "format": manifest.format,
+                    "sha256": identity["dataset_fingerprint"],
+                    "meta": manifest.meta,
+                },
+            }
+        )
     with catalog.transaction() as con:
         runs.insert_run_row(con, run_dir, meta, "queued")
     return run_dir

@@ -132,10 +132,7 @@ def create_run(
         return run_dir
 
     stage_names = [s.name for s in load_entry(spec.build_stages)(config)]
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    tmp = runs_dir / f".{run_id}.creating-{os.getpid()}"
-    tmp.mkdir()
-    try:
+    with runs.creating_run_folder(runs_dir, run_id) as (tmp, meta):
         with catalog.connect() as con:
             n_rows = runs.snapshot_input(con, dataset_id, tmp / runs.INPUT, sample_ids)
         if n_rows == 0:
@@ -143,27 +140,22 @@ def create_run(
                 f"dataset {dataset_name!r} has no samples{' in this subset' if subset else ''}; "
                 "nothing to run. Ingest data first (`thresher ingest`)."
             )
-        meta = {
-            "run_id": run_id,
-            **identity,
-            "dataset_id": dataset_id,
-            "n_input": n_rows,
-            "created_at": datetime.now(timezone.utc).replace(tzinfo=None).isoformat("T", "seconds"),
-            "thresher_version": _thresher_version(),
-            "stages": stage_names,
-            "outputs": spec.outputs_for(config),
-            "build_stages": spec.build_stages,
-            "config_cls": spec.config_cls,
-        }
-        runs.write_json_atomic(tmp / runs.RUN_JSON, meta)
-        runs.write_status(tmp, "queued")
-        # A folder appears complete or not at all; a concurrent creator of the same id loses here.
-        os.rename(tmp, run_dir)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        meta.update(
+            {
+                "run_id": run_id,
+                **identity,
+                "dataset_id": dataset_id,
+                "n_input": n_rows,
+                "created_at": datetime.now(timezone.utc)
+                .replace(tzinfo=None)
+                .isoformat("T", "seconds"),
+                "thresher_version": _thresher_version(),
+                "stages": stage_names,
+                "outputs": spec.outputs_for(config),
+                "build_stages": spec.build_stages,
+                "config_cls": spec.config_cls,
+            }
+        )
     with catalog.transaction() as con:
         runs.insert_run_row(con, run_dir, meta, "queued")
     return run_dir
