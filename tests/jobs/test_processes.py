@@ -154,4 +154,5 @@ def test_detached_job_survives_its_parent(toy, workspace, gated):
     open_gates(gate, *ALL)
     wait_for(lambda: runs.read_status(run_dir)["status"] == "done", timeout=30)
     assert n_shards(run_dir) == 6
-    assert "run finished: done" in (run_dir / runs.LOG).read_text()
+    # The worker prints its last line just after the runner writes "done": wait for it too.
+    wait_for(lambda: "run finished: done" in (run_dir / runs.LOG).read_text(), timeout=10)
