@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from selection.engines.resources import EngineSettings
 from store.errors import ThresherError
 
 ENGINES = ("transformers", "openai", "vllm")
@@ -14,25 +15,9 @@ TAUS = (1, 2)  # the paper evaluates tau = 1 and tau = 2; both are always comput
 
 
 @dataclass
-class ClipperConfig:
+class ClipperConfig(EngineSettings):
     """CLIPPER (papers/clipper.txt, III-B). Defaults follow the paper where its text kept the value."""
 
-    model: str = ""
-    """Target VLM: a local folder or a hub name (transformers/vllm), or the served model name (openai)."""
-    engine: str = "transformers"
-    """transformers | openai | vllm."""
-    base_url: str | None = None
-    """OpenAI-compatible endpoint for --engine openai (e.g. http://127.0.0.1:8000/v1)."""
-    api_key_env: str | None = None
-    """Name of the environment variable holding the API key; the key itself is never saved."""
-    engine_opts: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments for load_engine (device, dtype, concurrency, ...)."""
-    judge: str = "rule"
-    """rule (normalised exact / multiple choice / numeric) | llm (LLM-as-judge, as in the paper)."""
-    judge_model: str | None = None
-    """Model name of the LLM judge (--judge llm)."""
-    judge_base_url: str | None = None
-    """Endpoint of the LLM judge; defaults to base_url."""
     m: int = 10
     """Queries drawn from W per demonstration. The paper's value was lost in our copy of the text
     (\"and set .\" in IV-A); 10 keeps probing cost at 10 x |P| requests and makes the chance that a

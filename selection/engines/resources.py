@@ -1,13 +1,35 @@
 """The engine and judge a job process needs, built from its config on first use (CLIPPER, eval).
 
-A config here is any object with the fields `ClipperConfig` and `EvalConfig` share: engine,
-model, engine_opts, batch_size, base_url, api_key_env, judge, judge_model, judge_base_url, and
-optionally adapter (a LoRA adapter for the transformers engine).
+A config here is an `EngineSettings` (which `ClipperConfig` and `EvalConfig` extend) with a
+batch_size, and optionally an adapter (a LoRA adapter for the transformers engine).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass
+class EngineSettings:
+    """The model, engine and judge fields every config that answers questions shares (CLIPPER, eval)."""
+
+    model: str = ""
+    """Target VLM: a local folder or a hub name (transformers/vllm), or the served model name (openai)."""
+    engine: str = "transformers"
+    """transformers | openai | vllm."""
+    base_url: str | None = None
+    """OpenAI-compatible endpoint for --engine openai (e.g. http://127.0.0.1:8000/v1)."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key; the key itself is never saved."""
+    engine_opts: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for load_engine (device, dtype, concurrency, ...)."""
+    judge: str = "rule"
+    """rule (normalised exact / multiple choice / numeric) | llm (LLM-as-judge, as in the paper)."""
+    judge_model: str | None = None
+    """Model name of the LLM judge (--judge llm)."""
+    judge_base_url: str | None = None
+    """Endpoint of the LLM judge; defaults to base_url."""
 
 
 class EngineAndJudge:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from selection.engines.resources import EngineAndJudge
+from selection.engines.resources import EngineAndJudge, EngineSettings
 from selection.jobs.stage import Shard, row_shards
 from store.errors import ThresherError
 
@@ -18,20 +18,11 @@ JUDGES = ("rule", "llm")
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(EngineSettings):
     """Answer every sample's first question greedily and judge it against the reference answer."""
 
-    model: str = ""
-    """Base model (local folder / cached hub name), or the served model name for --engine openai."""
     adapter: str | None = None
     """LoRA adapter folder from `thresher train`; None = the base model (zero-shot row)."""
-    engine: str = "transformers"
-    base_url: str | None = None
-    api_key_env: str | None = None
-    engine_opts: dict[str, Any] = field(default_factory=dict)
-    judge: str = "rule"
-    judge_model: str | None = None
-    judge_base_url: str | None = None
     max_new_tokens: int = 32
     batch_size: int = 8
     shard_size: int = 128
