@@ -74,11 +74,13 @@ def select(run_dir: Path) -> None:
     import faiss
     import numpy as np
     import torch
+    from threadpoolctl import threadpool_limits
 
     from selection.jobs import run_job
 
     torch.set_num_threads(THREADS)
     faiss.omp_set_num_threads(THREADS)
+    threadpool_limits(THREADS)  # numpy's BLAS, which the CPU k-means sizes its workers by
 
     stage_t: dict[str, float] = {}
 

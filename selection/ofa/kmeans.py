@@ -1,4 +1,8 @@
-"""K-means for OFA: our own seeded k-means++ seeding, then Lloyd iterations on faiss (GPU when it has one)."""
+"""K-means for OFA: our own seeded k-means++ seeding, then Lloyd iterations.
+
+On the CPU the Lloyd steps run in `selection.ofa.lloyd` (small BLAS products, incremental means);
+when faiss sees a GPU they run on faiss's GPU index, one faiss call per step.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Rows per block when computing distances with numpy: bounds the temporary (block x k) memory.
-_BLOCK = 65536
+from selection.ofa.lloyd import RowBlocks, assign_blocked, block_rows, checked_sq_norms, lloyd
+
+_BACKENDS = ("auto", "blas", "faiss")
 
 
 @dataclass
@@ -20,31 +25,26 @@ class KMeansResult:
     iterations: int
 
 
-def _sq_norms(x: np.ndarray) -> np.ndarray:
-    out = np.empty(len(x), dtype=np.float32)
-    for s in range(0, len(x), _BLOCK):
-        blk = x[s : s + _BLOCK]
-        out[s : s + _BLOCK] = np.einsum("ij,ij->i", blk, blk)
-    return out
-
-
 def _sq_dist_to(x: np.ndarray, x_norms: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Squared distances of every row of x to each row of c: (n, m), computed blockwise."""
-    c_norms = np.einsum("ij,ij->i", c, c)
+    """Squared distances of every row of x to each row of c: (n, m), in small BLAS blocks."""
     out = np.empty((len(x), len(c)), dtype=np.float32)
-    for s in range(0, len(x), _BLOCK):
-        blk = x[s : s + _BLOCK]
-        d = blk @ c.T
-        d *= -2.0
-        d += x_norms[s : s + _BLOCK, None]
-        d += c_norms[None, :]
-        np.maximum(d, 0.0, out=d)
-        out[s : s + _BLOCK] = d
+    ct = np.ascontiguousarray(c.T)
+    step = block_rows(len(c), x.shape[1])
+    for s in range(0, len(x), step):
+        np.matmul(x[s : s + step], ct, out=out[s : s + step])
+    out *= -2.0
+    out += x_norms[:, None]
+    out += np.einsum("ij,ij->i", c, c)[None, :]
+    np.maximum(out, 0.0, out=out)
     return out
 
 
 def kmeans_plus_plus(
-    x: np.ndarray, k: int, seed: int, n_local_trials: int | None = None
+    x: np.ndarray,
+    k: int,
+    seed: int,
+    n_local_trials: int | None = None,
+    x_norms: np.ndarray | None = None,
 ) -> np.ndarray:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii; the greedy variant scikit-learn uses).
 
@@ -59,7 +59,8 @@ def kmeans_plus_plus(
     rng = np.random.default_rng(seed)
     if n_local_trials is None:
         n_local_trials = 2 + int(np.log(k))
-    x_norms = _sq_norms(x)
+    if x_norms is None:
+        x_norms = np.einsum("ij,ij->i", x, x)
     centers = np.empty((k, x.shape[1]), dtype=np.float32)
     first = int(rng.integers(n))
     centers[0] = x[first]
@@ -88,23 +89,29 @@ def faiss_uses_gpu() -> bool:
     return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
 
 
-def assign(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centroid of each row: (labels int64, squared distances float32)."""
-    import faiss
+def _backend(name: str) -> str:
+    if name not in _BACKENDS:
+        from store.errors import ThresherError
 
-    c = np.ascontiguousarray(centroids, dtype=np.float32)
-    index = faiss.IndexFlatL2(c.shape[1])
-    if faiss_uses_gpu():
-        index = faiss.index_cpu_to_all_gpus(index)
-    index.add(c)
-    labels = np.empty(len(x), dtype=np.int64)
-    dist = np.empty(len(x), dtype=np.float32)
-    for s in range(0, len(x), _BLOCK):
-        blk = np.ascontiguousarray(x[s : s + _BLOCK], dtype=np.float32)
-        d, i = index.search(blk, 1)
-        labels[s : s + len(blk)] = i[:, 0]
-        dist[s : s + len(blk)] = np.maximum(d[:, 0], 0.0)
-    return labels, dist
+        raise ThresherError(f"k-means backend must be one of {', '.join(_BACKENDS)}, got {name!r}")
+    if name == "auto":
+        return "faiss" if faiss_uses_gpu() else "blas"
+    return name
+
+
+def assign(
+    x: np.ndarray, centroids: np.ndarray, backend: str = "auto", threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centroid of each row: (labels int64, squared distances float32). `x` may be
+    float16: it is cast block by block, never copied whole."""
+    if _backend(backend) == "blas":
+        from selection.ofa.lloyd import default_threads
+
+        rows = RowBlocks(
+            len(x), block_rows(len(centroids), x.shape[1]), threads or default_threads()
+        )
+        return assign_blocked(x, None, centroids, rows)
+    return _faiss_assign(x, centroids)
 
 
 def kmeans(
@@ -115,31 +122,65 @@ def kmeans(
     seed: int = 0,
     max_points_per_centroid: int | None = None,
     spherical: bool = False,
+    backend: str = "auto",
+    threads: int | None = None,
     on_iteration: Callable[[int, float], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> KMeansResult:
-    """k-means++ seeding, then up to `iterations` Lloyd steps on faiss, one call per step.
+    """k-means++ seeding, then up to `iterations` Lloyd steps; stops early once no label moves.
 
-    It stops early when a step leaves every centroid unchanged (converged).
-
-    One faiss call per step lets us report progress and stop between steps; each call is
-    exactly one Lloyd update (assign to the given centroids, recompute the means). faiss
-    trains on all rows unless `max_points_per_centroid` caps it (faiss's own default is 256,
-    a subsample; we pass a cap larger than n). `spherical` renormalises centroids each step.
+    `backend`: "blas" (CPU, `selection.ofa.lloyd`), "faiss" (faiss's Lloyd, its GPU index when
+    it has one), or "auto" (faiss with a GPU, blas otherwise). Both train on every row unless
+    `max_points_per_centroid` caps faiss's sample (faiss's own default of 256 is overridden; the
+    blas backend always uses every row). `spherical` renormalises centroids after each update.
     """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    x_norms = checked_sq_norms(x)  # also rejects NaN/inf, once
+    centroids = kmeans_plus_plus(x, k, seed, x_norms=x_norms)
+    if _backend(backend) == "blas":
+        res = lloyd(
+            x, centroids, iterations, x_norms=x_norms, spherical=spherical, threads=threads,
+            on_iteration=on_iteration, cancelled=cancelled,
+        )  # fmt: skip
+        return KMeansResult(
+            centroids=res.centroids,
+            labels=res.labels,
+            sq_distances=res.sq_distances,
+            inertia=float(res.sq_distances.sum(dtype=np.float64)),
+            iterations=res.iterations,
+        )
+    return _faiss_lloyd(
+        x, centroids, iterations, seed, max_points_per_centroid, spherical, on_iteration, cancelled
+    )
+
+
+def _faiss_assign(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    n, d = x.shape
-    # faiss would scan for NaNs on every call (one call per step): check once here instead.
-    for s in range(0, n, _BLOCK):
-        if not np.isfinite(x[s : s + _BLOCK]).all():
-            from store.errors import ThresherError
+    c = np.ascontiguousarray(centroids, dtype=np.float32)
+    index = faiss.IndexFlatL2(c.shape[1])
+    if faiss_uses_gpu():
+        index = faiss.index_cpu_to_all_gpus(index)
+    index.add(c)
+    labels = np.empty(len(x), dtype=np.int64)
+    dist = np.empty(len(x), dtype=np.float32)
+    step = 65536
+    for s in range(0, len(x), step):
+        d, i = index.search(np.ascontiguousarray(x[s : s + step], dtype=np.float32), 1)
+        labels[s : s + step] = i[:, 0]
+        dist[s : s + step] = np.maximum(d[:, 0], 0.0)
+    return labels, dist
 
-            raise ThresherError(
-                "k-means: the embeddings contain NaN/inf; re-encode (delete embeddings/)"
-            )
-    centroids = kmeans_plus_plus(x, k, seed)
+
+def _faiss_lloyd(
+    x, centroids, iterations, seed, max_points_per_centroid, spherical, on_iteration, cancelled
+) -> KMeansResult:
+    """One faiss call per Lloyd step, so progress and cancel work between steps; each call is
+    exactly one update (assign to the given centroids, recompute the means)."""
+    import faiss
+
+    n, d = x.shape
+    k = len(centroids)
     cap = max_points_per_centroid or (n // k + 1)
     gpu = faiss_uses_gpu()
     done = 0
@@ -153,7 +194,7 @@ def kmeans(
             seed=seed + it,  # only used when faiss subsamples (a user cap)
             max_points_per_centroid=cap,
             min_points_per_centroid=1,
-            check_input_data_for_NaNs=False,
+            check_input_data_for_NaNs=False,  # checked once, by checked_sq_norms
             spherical=spherical,
             gpu=gpu,
             verbose=False,
@@ -168,7 +209,7 @@ def kmeans(
         centroids = new
         if converged:
             break
-    labels, sq = assign(x, centroids)
+    labels, sq = _faiss_assign(x, centroids)
     return KMeansResult(
         centroids=centroids,
         labels=labels,
