@@ -8,8 +8,6 @@ from typing import Any
 from selection.engines.resources import EngineSettings
 from store.errors import ThresherError
 
-ENGINES = ("transformers", "openai", "vllm")
-JUDGES = ("rule", "llm")
 ASSIGNMENTS = ("random", "balanced")
 TAUS = (1, 2)  # the paper evaluates tau = 1 and tau = 2; both are always computed
 
@@ -55,10 +53,7 @@ class ClipperConfig(EngineSettings):
         def bad(what: str) -> ThresherError:
             return ThresherError(f"clipper: {what}")
 
-        if self.engine not in ENGINES:
-            raise bad(f"--engine {self.engine!r} is not one of {', '.join(ENGINES)}")
-        if self.judge not in JUDGES:
-            raise bad(f"--judge {self.judge!r} is not one of {', '.join(JUDGES)}")
+        self.validate_engine("clipper")
         if self.assignment not in ASSIGNMENTS:
             raise bad(f"--assignment {self.assignment!r} is not one of {', '.join(ASSIGNMENTS)}")
         if self.tau not in TAUS:
@@ -68,12 +63,6 @@ class ClipperConfig(EngineSettings):
                 raise bad(f"{name} must be at least 1 (got {getattr(self, name)})")
         if self.limit is not None and self.limit < 1:
             raise bad(f"--limit must be at least 1 (got {self.limit})")
-        if self.engine == "openai" and not self.base_url:
-            raise bad("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        if self.judge == "llm" and not (self.judge_base_url or self.base_url):
-            raise bad("--judge llm needs an endpoint: --judge-base-url (or --base-url)")
-        if self.judge == "llm" and not self.judge_model:
-            raise bad("--judge llm needs --judge-model (the judge's served model name)")
         if self.mid_ppl_match and self.mid_ppl_match not in selection_names():
             raise bad(f"mid_ppl_match {self.mid_ppl_match!r} is not one of {selection_names()}")
 

@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from store.errors import ThresherError
+
+ENGINES = ("transformers", "openai", "vllm")
+JUDGES = ("rule", "llm")
+
 
 @dataclass
 class EngineSettings:
@@ -30,6 +35,25 @@ class EngineSettings:
     """Model name of the LLM judge (--judge llm)."""
     judge_base_url: str | None = None
     """Endpoint of the LLM judge; defaults to base_url."""
+
+    def validate_engine(self, command: str) -> None:
+        """The checks every answering command shares; errors start with `command` (clipper, eval)."""
+
+        def bad(what: str) -> ThresherError:
+            return ThresherError(f"{command}: {what}")
+
+        if not self.model:
+            raise bad("needs --model PATH_OR_NAME (the target VLM)")
+        if self.engine not in ENGINES:
+            raise bad(f"--engine {self.engine!r} is not one of {', '.join(ENGINES)}")
+        if self.judge not in JUDGES:
+            raise bad(f"--judge {self.judge!r} is not one of {', '.join(JUDGES)}")
+        if self.engine == "openai" and not self.base_url:
+            raise bad("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        if self.judge == "llm" and not (self.judge_base_url or self.base_url):
+            raise bad("--judge llm needs an endpoint: --judge-base-url (or --base-url)")
+        if self.judge == "llm" and not self.judge_model:
+            raise bad("--judge llm needs --judge-model (the judge's served model name)")
 
 
 class EngineAndJudge:

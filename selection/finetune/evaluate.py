@@ -13,8 +13,6 @@ from selection.jobs.stage import Shard, row_shards
 from store.errors import ThresherError
 
 METHOD = "eval"
-ENGINES = ("transformers", "openai", "vllm")
-JUDGES = ("rule", "llm")
 
 
 @dataclass
@@ -33,20 +31,7 @@ class EvalConfig(EngineSettings):
     """Read from the adapter's training summary at launch: fine-tune run, selection, n_train, time."""
 
     def validate(self) -> EvalConfig:
-        if not self.model:
-            raise ThresherError("eval needs --model PATH_OR_NAME")
-        if self.engine not in ENGINES:
-            raise ThresherError(
-                f"unknown --engine {self.engine!r}; use one of {', '.join(ENGINES)}"
-            )
-        if self.judge not in JUDGES:
-            raise ThresherError(f"unknown --judge {self.judge!r}; use one of {', '.join(JUDGES)}")
-        if self.engine == "openai" and not self.base_url:
-            raise ThresherError("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        if self.judge == "llm" and not (
-            self.judge_model and (self.judge_base_url or self.base_url)
-        ):
-            raise ThresherError("--judge llm needs --judge-model and --judge-base-url")
+        self.validate_engine("eval")
         if self.adapter and self.engine == "vllm":
             raise ThresherError(
                 "--adapter with --engine vllm is not supported; use --engine transformers, or "

@@ -14,7 +14,7 @@ from store.ingest import ingest
 from tests.helpers.datasets import demo_files
 from tests.helpers.tiny_vlm import tiny_vlm
 from tui.cli import main
-from tui.cli.clipper_cmd import seeded_subset
+from tui.cli.engine_opts import seeded_subset
 
 pytestmark = pytest.mark.slow
 

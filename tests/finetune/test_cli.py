@@ -183,3 +183,28 @@ def test_errors_are_one_line_for_the_user(demo, workspace):
             ],
             catch_exceptions=False,
         )
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--engine", "openai"], "--engine openai needs --base-url"),
+        (["--judge", "llm", "--base-url", "http://127.0.0.1:9/v1"], "needs --judge-model"),
+        (["--judge", "llm", "--judge-model", "j"], "--judge llm needs an endpoint"),
+        (["--engine-opt", "device"], "write it as KEY=VALUE"),
+    ],
+)
+def test_run_clipper_and_eval_share_engine_options_and_their_checks(
+    demo, workspace, extra, message
+):
+    head = ["-w", str(workspace.root)]
+    for command in (["run", "clipper"], ["eval"]):
+        argv = [*head, *command, "--dataset", "heldout", "--model", "m", *extra]
+        with pytest.raises(ThresherError, match=message) as err:
+            CliRunner().invoke(cli, argv, catch_exceptions=False)
+        prefix = command[-1]
+        assert "KEY=VALUE" in message or str(err.value).startswith(f"{prefix}: ")
+    eval_params = {p.name for p in cli.commands["eval"].params}
+    clipper_params = {p.name for p in cli.commands["run"].commands["clipper"].params}
+    shared = {"model", "engine", "base_url", "api_key_env", "judge", "judge_model", "engine_opt"}
+    assert shared <= eval_params & clipper_params

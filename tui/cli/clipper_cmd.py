@@ -4,82 +4,15 @@ from __future__ import annotations
 
 import click
 
-from store.errors import ThresherError
+from tui.cli.engine_opts import engine_options, seeded_subset
 from tui.cli.jobs import job_options, start_run
-
-
-def _engine_opts(pairs: tuple[str, ...]) -> dict[str, object]:
-    """KEY=VALUE pairs for the engine's constructor; numbers and true/false are typed."""
-    out: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ThresherError(f"--engine-opt {pair!r}: write it as KEY=VALUE (e.g. device=cuda)")
-        value: object = raw
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        else:
-            for cast in (int, float):
-                try:
-                    value = cast(raw)
-                    break
-                except ValueError:
-                    pass
-        out[key] = value
-    return out
-
-
-def seeded_subset(workspace, dataset: str, limit: int, seed: int) -> list[int] | None:
-    """`limit` sample ids of the dataset drawn with `seed` (None when the dataset is not larger)."""
-    import random
-
-    from store.catalog import Catalog
-    from store.errors import NotFound
-
-    with Catalog.open(workspace).connect() as con:
-        ids = [
-            r[0]
-            for r in con.execute(
-                "SELECT sample_id FROM samples JOIN datasets USING (dataset_id) "
-                "WHERE datasets.name = ? ORDER BY sample_id",
-                [dataset],
-            ).fetchall()
-        ]
-    if not ids:
-        raise NotFound(f"dataset {dataset!r} has no samples (or does not exist); see `thresher ls`")
-    if limit >= len(ids):
-        return None
-    return sorted(random.Random(seed).sample(ids, limit))
 
 
 @click.command("clipper")
 @click.option("--dataset", required=True, metavar="NAME", help="Dataset in the catalog.")
-@click.option(
-    "--engine",
-    type=click.Choice(["transformers", "openai", "vllm"]),
-    default="transformers",
-    show_default=True,
-    help="transformers (CPU or GPU), openai (any OpenAI-compatible server), vllm (offline, GPU).",
-)
-@click.option(
-    "--model",
-    required=True,
-    metavar="PATH_OR_NAME",
-    help="Target VLM: a local folder or a hub name (for --engine openai: the served model name).",
-)
-@click.option(
-    "--base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1."
-)
-@click.option(
-    "--api-key-env",
-    default=None,
-    metavar="VAR",
-    help="Environment variable holding the API key (the key is never written anywhere).",
-)
-@click.option("--judge", type=click.Choice(["rule", "llm"]), default="rule", show_default=True)
-@click.option("--judge-model", default=None, help="Model of the LLM judge (--judge llm).")
-@click.option(
-    "--judge-base-url", default=None, help="Endpoint of the LLM judge (default --base-url)."
+@engine_options(
+    model_help="Target VLM: a local folder or a hub name (for --engine openai: the served model name).",
+    limit_help="Use a seeded subset of N samples (demos).",
 )
 @click.option(
     "--m", "m", type=int, default=10, show_default=True, help="W queries per demonstration."
@@ -98,17 +31,8 @@ def seeded_subset(workspace, dataset: str, limit: int, seed: int) -> list[int] |
     show_default=True,
     help="random (the paper) or balanced (every W sample probed about equally often).",
 )
-@click.option("--max-new-tokens", type=int, default=32, show_default=True)
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--limit", type=int, default=None, help="Use a seeded subset of N samples (demos).")
 @click.option(
     "--no-perplexity", is_flag=True, help="Skip the perplexity stage and mid-ppl baseline."
-)
-@click.option(
-    "--engine-opt",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Extra engine option, repeatable (device=cuda, dtype=bfloat16, concurrency=32, ...).",
 )
 @job_options
 @click.pass_obj
@@ -129,7 +53,7 @@ def clipper_command(
     batch_size: int,
     limit: int | None,
     no_perplexity: bool,
-    engine_opt: tuple[str, ...],
+    engine_opt: dict[str, object],
     detach: bool,
     seed: int,
     name: str | None,
@@ -147,7 +71,7 @@ def clipper_command(
         engine=engine,
         base_url=base_url,
         api_key_env=api_key_env,
-        engine_opts=_engine_opts(engine_opt),
+        engine_opts=engine_opt,
         judge=judge,
         judge_model=judge_model,
         judge_base_url=judge_base_url,

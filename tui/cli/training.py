@@ -7,6 +7,7 @@ import click
 
 from store.catalog import Catalog
 from store.errors import ThresherError
+from tui.cli.engine_opts import engine_options, seeded_subset
 from tui.cli.jobs import job_options, launch
 
 
@@ -145,37 +146,14 @@ def train_command(workspace, manifest, model, print_command, output_dir, target_
 
 
 @click.command("eval")
-@click.option(
-    "--model",
-    required=True,
-    metavar="PATH_OR_NAME",
-    help="Base model (or served name for --engine openai).",
+@engine_options(
+    model_help="Base model: a local folder or a hub name (for --engine openai: the served name).",
+    limit_help="Evaluate a seeded subset of N samples.",
 )
 @click.option(
     "--adapter", default=None, metavar="PATH", help="LoRA adapter folder from `thresher train`."
 )
 @click.option("--dataset", required=True, metavar="NAME", help="Held-out dataset in the catalog.")
-@click.option(
-    "--engine",
-    type=click.Choice(["transformers", "openai", "vllm"]),
-    default="transformers",
-    show_default=True,
-)
-@click.option("--base-url", default=None, help="OpenAI-compatible endpoint for --engine openai.")
-@click.option(
-    "--api-key-env", default=None, metavar="VAR", help="Environment variable holding the API key."
-)
-@click.option("--judge", type=click.Choice(["rule", "llm"]), default="rule", show_default=True)
-@click.option("--judge-model", default=None, help="Model of the LLM judge (--judge llm).")
-@click.option(
-    "--judge-base-url", default=None, help="Endpoint of the LLM judge (default --base-url)."
-)
-@click.option("--max-new-tokens", type=int, default=32, show_default=True)
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--limit", type=int, default=None, help="Evaluate a seeded subset of N samples.")
-@click.option(
-    "--engine-opt", multiple=True, metavar="KEY=VALUE", help="Extra engine option, repeatable."
-)
 @job_options
 @click.pass_obj
 def eval_command(workspace, dataset, limit, engine_opt, detach, seed, name, **opts) -> None:
@@ -191,14 +169,13 @@ def eval_command(workspace, dataset, limit, engine_opt, detach, seed, name, **op
         record_finished_evals,
         register,
     )
-    from tui.cli.clipper_cmd import _engine_opts, seeded_subset
     from tui.cli.jobs import start_run
 
     if opts["adapter"]:
         from pathlib import Path
 
         opts["adapter"] = str(Path(opts["adapter"]).expanduser().resolve())
-    config = EvalConfig(engine_opts=_engine_opts(engine_opt), limit=limit, **opts).validate()
+    config = EvalConfig(engine_opts=engine_opt, limit=limit, **opts).validate()
     config.provenance = provenance(config.adapter)
     from selection.finetune.evaluate import base_model_mismatch
 
