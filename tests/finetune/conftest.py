@@ -27,17 +27,13 @@ def idefics_model():
 
 
 @pytest.fixture(scope="session")
-def llava_model(tmp_path_factory):
-    from tests.finetune.tiny_models import build_tiny_llava
-
-    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+def llava_model():
+    return tiny_vlm("llava")
 
 
 @pytest.fixture(scope="session")
-def qwen25_model(tmp_path_factory):
-    from tests.finetune.tiny_models import build_tiny_qwen2_5_vl
-
-    return build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny-qwen2_5_vl"))
+def qwen25_model():
+    return tiny_vlm("qwen2_5_vl")
 
 
 def llava_records(images: list[str]) -> list[dict]:

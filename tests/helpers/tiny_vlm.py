@@ -3,7 +3,9 @@
 `build_tiny_vlm(arch, out_dir)` writes a complete model folder (config, random weights, a
 byte-level BPE tokenizer trained on the fly, image processor, processor, chat template) with
 `save_pretrained`, so tests load it through the same `from_pretrained` path a real model takes.
-`tiny_vlm(arch)` caches one build per arch per test session.
+`tiny_vlm(arch)` caches one build per arch per test session. Archs: Qwen2-VL, Qwen2.5-VL
+(windowed vision tower), Idefics3 / SmolVLM, and LLaVA (llava-hf layout: CLIP vision tower +
+projector + Llama, the LLaVA-1.5 "USER: ... ASSISTANT: ...</s>" template).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-ARCHS = ("qwen2_vl", "idefics3")
+ARCHS = ("qwen2_vl", "qwen2_5_vl", "idefics3", "llava")
 
 # A little English so the trained BPE has real merges; any text works, the weights are random.
 _CORPUS = [
@@ -43,6 +45,17 @@ IDEFICS3_TEMPLATE = (
     "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"
 )
 
+LLAVA_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}"
+    "{% for c in message['content'] %}{{ c['text'] }}{% endfor %} "
+    "{% elif message['role'] == 'user' %}USER: "
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
+    "{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %} "
+    "{% else %}ASSISTANT: {% for c in message['content'] %}{{ c['text'] }}{% endfor %}</s>"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
 _QWEN_SPECIALS = [
     "<|endoftext|>",
     "<|im_start|>",
@@ -61,6 +74,7 @@ _IDEFICS_SPECIALS = [
     "<global-img>",
     *[f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)],
 ]
+_LLAVA_SPECIALS = ["<unk>", "<s>", "</s>", "<image>", "<pad>"]
 
 
 def train_tokenizer(specials: list[str], *, eos: str, pad: str, vocab_size: int = 400):
@@ -86,98 +100,97 @@ def train_tokenizer(specials: list[str], *, eos: str, pad: str, vocab_size: int 
     )
 
 
+def _tokenizer(specials: list[str], eos: str, pad: str):
+    """The trained tokenizer and the ids of its special tokens."""
+    tokenizer = train_tokenizer(specials, eos=eos, pad=pad)
+    return tokenizer, {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
+
+
 def _vocab(tokenizer) -> int:
     # Round up so the embedding has a little slack for tokens added later by processors.
     return ((len(tokenizer) + 63) // 64) * 64
 
 
-def _build_qwen2_vl(out: Path) -> None:
-    import torch
-    from transformers import (
-        Qwen2VLConfig,
-        Qwen2VLForConditionalGeneration,
-        Qwen2VLImageProcessor,
-        Qwen2VLProcessor,
-        Qwen2VLVideoProcessor,
-    )
+def _text_config(tokenizer, ids: dict[str, int], bos: str, eos: str, pad: str, **extra) -> dict:
+    """A 2-layer, 32-wide decoder: every tiny arch's language model."""
+    return {
+        "vocab_size": _vocab(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 1024,
+        "bos_token_id": ids[bos],
+        "eos_token_id": ids[eos],
+        "pad_token_id": ids[pad],
+        **extra,
+    }
 
-    tokenizer = train_tokenizer(_QWEN_SPECIALS, eos="<|im_end|>", pad="<|endoftext|>")
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _QWEN_SPECIALS}
-    config = Qwen2VLConfig(
-        text_config={
-            "vocab_size": _vocab(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 1024,
-            # head_dim 8 -> 4 rotary pairs split over (t, h, w)
-            "rope_parameters": {"rope_type": "default", "mrope_section": [2, 1, 1]},
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
-        vision_config={
-            "depth": 1,
-            "embed_dim": 16,
-            "hidden_size": 32,
-            "num_heads": 2,
-            "mlp_ratio": 2,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-        },
+
+def _save(model_cls, config, processor, out: Path, ids: dict[str, int], eos: str, pad: str):
+    """Random weights (seed 0), generation stops at `eos`, saved with its processor."""
+    import torch
+
+    torch.manual_seed(0)
+    model = model_cls(config).eval()
+    model.generation_config.eos_token_id = ids[eos]
+    model.generation_config.pad_token_id = ids[pad]
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+
+
+def _build_qwen(out: Path, version: str) -> None:
+    """Qwen2-VL or Qwen2.5-VL: 56x56 images -> 4x4 patches of 14 -> 4 tokens after the 2x2 merge."""
+    import transformers as tf
+
+    tokenizer, ids = _tokenizer(_QWEN_SPECIALS, "<|im_end|>", "<|endoftext|>")
+    # head_dim 8 -> 4 rotary pairs split over (t, h, w)
+    rope = {"rope_type": "default", "mrope_section": [2, 1, 1]}
+    text = _text_config(
+        tokenizer, ids, "<|endoftext|>", "<|im_end|>", "<|endoftext|>", rope_parameters=rope
+    )
+    vision: dict = {"patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+    if version == "2":
+        names = ("Qwen2VLConfig", "Qwen2VLForConditionalGeneration", "Qwen2VLProcessor")
+        vision |= {"depth": 1, "embed_dim": 16, "hidden_size": 32, "num_heads": 2, "mlp_ratio": 2}
+    else:
+        names = ("Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor")
+        vision |= {
+            "depth": 2, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2,
+            "out_hidden_size": 32, "window_size": 56, "fullatt_block_indexes": [1],
+        }  # fmt: skip
+    config_cls, model_cls, processor_cls = (getattr(tf, n) for n in names)
+    config = config_cls(
+        text_config=text,
+        vision_config=vision,
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
     )
-    config.name_or_path = "tiny-random-qwen2-vl"
-    torch.manual_seed(0)
-    model = Qwen2VLForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    # 56x56 images -> 4x4 patches of 14 -> 4 image tokens after the 2x2 merge.
-    image_processor = Qwen2VLImageProcessor(
-        size={"shortest_edge": 56 * 56, "longest_edge": 56 * 56}
-    )
-    processor = Qwen2VLProcessor(
-        image_processor=image_processor,
+    config.name_or_path = f"tiny-random-qwen{version}-vl"
+    processor = processor_cls(
+        image_processor=tf.Qwen2VLImageProcessor(
+            size={"shortest_edge": 56 * 56, "longest_edge": 56 * 56}
+        ),
         tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(),
+        video_processor=tf.Qwen2VLVideoProcessor(),
         chat_template=QWEN2_VL_TEMPLATE,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    _save(model_cls, config, processor, out, ids, "<|im_end|>", "<|endoftext|>")
 
 
 def _build_idefics3(out: Path) -> None:
-    import torch
-    from transformers import (
-        Idefics3Config,
-        Idefics3ForConditionalGeneration,
-        Idefics3ImageProcessor,
-        Idefics3Processor,
-    )
+    import transformers as tf
 
-    tokenizer = train_tokenizer(_IDEFICS_SPECIALS, eos="<end_of_utterance>", pad="<|endoftext|>")
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _IDEFICS_SPECIALS}
+    tokenizer, ids = _tokenizer(_IDEFICS_SPECIALS, "<end_of_utterance>", "<|endoftext|>")
     image_size, patch, scale = 32, 8, 2  # (32/8)^2 = 16 patches -> 4 tokens after pixel shuffle
-    config = Idefics3Config(
-        text_config={
-            "model_type": "llama",
-            "vocab_size": _vocab(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 1024,
-            "bos_token_id": ids["<|im_start|>"],
-            "eos_token_id": ids["<end_of_utterance>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
+    text = _text_config(
+        tokenizer, ids, "<|im_start|>", "<end_of_utterance>", "<|endoftext|>", model_type="llama"
+    )
+    config = tf.Idefics3Config(
+        text_config=text,
         vision_config={
             "hidden_size": 16,
             "intermediate_size": 32,
@@ -191,26 +204,65 @@ def _build_idefics3(out: Path) -> None:
         pad_token_id=ids["<|endoftext|>"],
     )
     config.name_or_path = "tiny-random-idefics3"
-    torch.manual_seed(0)
-    model = Idefics3ForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = ids["<end_of_utterance>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    image_processor = Idefics3ImageProcessor(
+    image_processor = tf.Idefics3ImageProcessor(
         do_image_splitting=False,
         size={"longest_edge": image_size},
         max_image_size={"longest_edge": image_size},
     )
-    processor = Idefics3Processor(
+    processor = tf.Idefics3Processor(
         image_processor=image_processor,
         tokenizer=tokenizer,
         image_seq_len=(image_size // patch) ** 2 // scale**2,
         chat_template=IDEFICS3_TEMPLATE,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    _save(
+        tf.Idefics3ForConditionalGeneration, config, processor, out, ids, "<end_of_utterance>",
+        "<|endoftext|>",
+    )  # fmt: skip
 
 
-_BUILDERS = {"qwen2_vl": _build_qwen2_vl, "idefics3": _build_idefics3, "smolvlm": _build_idefics3}
+def _build_llava(out: Path) -> None:
+    """llava-hf layout; 28x28 images, patch 14 -> 4 image tokens (CLIP's CLS dropped)."""
+    import transformers as tf
+
+    tokenizer, ids = _tokenizer(_LLAVA_SPECIALS, "</s>", "<pad>")
+    config = tf.LlavaConfig(
+        vision_config={
+            "model_type": "clip_vision_model",
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 28,
+            "patch_size": 14,
+            "projection_dim": 16,
+        },
+        text_config=_text_config(tokenizer, ids, "<s>", "</s>", "<pad>", model_type="llama"),
+        image_token_index=ids["<image>"],
+        image_seq_length=4,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
+    processor = tf.LlavaProcessor(
+        image_processor=tf.CLIPImageProcessor(
+            size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
+        ),
+        tokenizer=tokenizer,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # CLIP's CLS, dropped by the "default" strategy
+        chat_template=LLAVA_TEMPLATE,
+    )
+    _save(tf.LlavaForConditionalGeneration, config, processor, out, ids, "</s>", "<pad>")
+
+
+_BUILDERS = {
+    "qwen2_vl": lambda out: _build_qwen(out, "2"),
+    "qwen2_5_vl": lambda out: _build_qwen(out, "2.5"),
+    "idefics3": _build_idefics3,
+    "smolvlm": _build_idefics3,
+    "llava": _build_llava,
+}
 
 
 def build_tiny_vlm(arch: str, out_dir: str | os.PathLike) -> Path:
