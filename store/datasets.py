@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 import duckdb
@@ -33,8 +33,10 @@ class DatasetRecord:
 
     @classmethod
     def from_row(cls, row: tuple) -> DatasetRecord:
-        *head, options = row
-        return cls(*head, options=json.loads(options) if options else {})
+        # one value per field, in _COLUMNS order; options is stored as JSON text
+        values = dict(zip((f.name for f in fields(cls)), row, strict=True))
+        values["options"] = json.loads(values["options"]) if values["options"] else {}
+        return cls(**values)
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:

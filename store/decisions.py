@@ -95,10 +95,11 @@ def selection_column(run: dict[str, Any], selection: str | None) -> tuple[str, s
     outputs = run.get("outputs") or {}
     selections: dict[str, str] = outputs.get("selections") or {}
     name = selection or outputs.get("default_selection") or next(iter(selections), None)
-    if name in selections:
-        return name, selections[name]
-    if name in selections.values():  # a column name given directly
-        return name, name
+    if name is not None:
+        if name in selections:
+            return name, selections[name]
+        if name in selections.values():  # a column name given directly
+            return name, name
     raise NotFound(
         f"run {run.get('run_id')} has no selection {name!r}; it has: {', '.join(selections) or 'none'}."
     )
@@ -336,9 +337,11 @@ def effective_counts(
 
 def history(con: duckdb.DuckDBPyConnection, run_id: str, sample_id: int | None = None) -> pa.Table:
     """The log for a run (or one of its samples), oldest first."""
-    where, params = "run_id = ?", [run_id]
+    where = "run_id = ?"
+    params: list[str | int] = [run_id]
     if sample_id is not None:
-        where, params = where + " AND sample_id = ?", [*params, sample_id]
+        where += " AND sample_id = ?"
+        params.append(sample_id)
     return con.sql(
         f"SELECT seq, sample_id, action, scope, author, decided_at, note FROM decisions "
         f"WHERE {where} ORDER BY seq",

@@ -145,7 +145,7 @@ def _q_yesno(scene: Scene, rng: random.Random) -> QA:
     return q, "Yes" if truth else "No"
 
 
-def _options(rng: random.Random, right: str, pool: tuple[str, ...] | list[str]) -> tuple[str, str]:
+def _options(rng: random.Random, right: str, pool: tuple[str, ...]) -> tuple[str, str]:
     wrong = rng.sample([p for p in pool if p != right], 3)
     opts = [right, *wrong]
     rng.shuffle(opts)
@@ -162,7 +162,7 @@ def _q_mc(scene: Scene, rng: random.Random) -> QA:
         stem, right, pool = (
             f"What colour is the {obj['shape']} at the {pos}?",
             obj["colour"],
-            list(COLOURS),
+            tuple(COLOURS),
         )
     elif kind == "shape":
         stem, right, pool = f"What shape is at the {pos} of the image?", obj["shape"], SHAPES

@@ -446,6 +446,7 @@ def result_summary(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
         return {"error": f"{run_dir / table}: {exc}".splitlines()[0]}
     finally:
         con.close()
+    assert row is not None, "an aggregate without GROUP BY always returns one row"
     summary["rows"] = row[0]
     summary["selected"] = dict(zip(outputs.get("selections", {}), row[1:], strict=True))
     return summary

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def middle_band(log_ppl: Sequence[float], sample_id: Sequence[int], size: int) -> np.ndarray:
+def middle_band(
+    log_ppl: Sequence[float] | np.ndarray, sample_id: Sequence[int] | np.ndarray, size: int
+) -> np.ndarray:
     """The middle-perplexity baseline: keep `size` samples around the median log-perplexity.
 
     Samples are ranked by (log_ppl, sample_id) so ties resolve the same way on every run;

@@ -79,7 +79,7 @@ def describe(values: np.ndarray, whole: np.ndarray, edges: np.ndarray) -> dict:
 
 
 def summarize(
-    log_ppl: Sequence[float],
+    log_ppl: Sequence[float] | np.ndarray,
     groups: Mapping[str, Mapping[str, np.ndarray]],
     *,
     bins: int = 30,

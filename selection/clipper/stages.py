@@ -270,13 +270,19 @@ class PerplexityStage:
             ctx.log.warning("perplexity unavailable with this engine: %s", exc)
             scores = [(math.nan, 0)] * len(ok)
         by_id = {r["sample_id"]: s for r, s in zip(ok, scores, strict=True)}
-        lp_sum, n_tok, lppl = [], [], []
+        lp_sum: list[float | None] = []
+        n_tok: list[int | None] = []
+        lppl: list[float | None] = []
         for r in rows:
             s = by_id.get(r["sample_id"])
-            valid = s is not None and s[1] > 0 and math.isfinite(s[0])
-            lp_sum.append(float(s[0]) if valid else None)
-            n_tok.append(int(s[1]) if valid else None)
-            lppl.append(log_perplexity(*s) if valid else None)
+            if s is not None and s[1] > 0 and math.isfinite(s[0]):
+                lp_sum.append(float(s[0]))
+                n_tok.append(int(s[1]))
+                lppl.append(log_perplexity(*s))
+            else:
+                lp_sum.append(None)
+                n_tok.append(None)
+                lppl.append(None)
         return pa.table(
             {
                 "sample_id": pa.array([r["sample_id"] for r in rows], pa.int64()),

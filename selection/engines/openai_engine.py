@@ -13,14 +13,15 @@ import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from selection.engines.base import ChatRequest, EngineError, NotSupported, check_request
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
@@ -51,13 +52,13 @@ def to_messages(req: ChatRequest) -> list[dict[str, Any]]:
     return out
 
 
-def _run(coro):
+def _run(coro: Coroutine[Any, Any, _T]) -> _T:
     """Run a coroutine to completion from sync code, even when a loop is already running."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    box: dict = {}
+    box: dict[str, Any] = {}
 
     def target() -> None:
         try:

@@ -47,7 +47,7 @@ class VLLMEngine:
         **llm_kwargs,
     ) -> None:
         require_vllm()
-        import vllm  # type: ignore[import-not-found]  # optional: the gpu extra
+        import vllm  # optional: the gpu extra
 
         self.model_id = str(model)
         self.limit_images = int(limit_images)

@@ -161,11 +161,13 @@ def encode_rows(
     n = len(questions)
     out = np.zeros((n, enc.dim), dtype=np.float16)
     reasons: list[str | None] = [exclusion_reason(images[i], flags[i]) for i in range(n)]
-    todo = [i for i in range(n) if reasons[i] is None]
+    # Rows to encode and the first image of each (exclusion_reason passes only rows with images).
+    first_image = {i: imgs[0] for i in range(n) if reasons[i] is None and (imgs := images[i])}
+    todo = list(first_image)
 
     def job(i: int):
         try:
-            return decode_image(images[i][0], enc.preprocess, enc.image_size)
+            return decode_image(first_image[i], enc.preprocess, enc.image_size)
         except Exception as exc:  # unreadable file: report the sample, never crash the run
             return exc
 
@@ -192,7 +194,7 @@ def encode_rows(
                 if isinstance(res, Exception):
                     reasons[i] = "decode_failed"
                     (logger or log).warning(
-                        "sample row %d: cannot decode %s: %s", i, images[i][0], res
+                        "sample row %d: cannot decode %s: %s", i, first_image[i], res
                     )
                 else:
                     tensors.append(res)

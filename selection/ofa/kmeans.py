@@ -158,7 +158,7 @@ def _faiss_assign(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.
     import faiss
 
     c = np.ascontiguousarray(centroids, dtype=np.float32)
-    index = faiss.IndexFlatL2(c.shape[1])
+    index: faiss.Index = faiss.IndexFlatL2(c.shape[1])
     if faiss_uses_gpu():
         index = faiss.index_cpu_to_all_gpus(index)
     index.add(c)
@@ -203,7 +203,9 @@ def _faiss_lloyd(
         new = np.ascontiguousarray(km.centroids, dtype=np.float32)
         done = it + 1
         if on_iteration is not None:
-            on_iteration(done, float(km.obj[-1]) if len(km.obj) else float("nan"))
+            obj = km.obj
+            assert obj is not None, "Kmeans.train sets obj, one objective per iteration"
+            on_iteration(done, float(obj[-1]) if len(obj) else float("nan"))
         # Unchanged centroids mean no label moved: Lloyd has converged (scikit-learn stops here too).
         converged = np.array_equal(new, centroids)
         centroids = new

@@ -56,7 +56,7 @@ def rank_within_clusters(labels: np.ndarray, score: np.ndarray, k: int) -> np.nd
 
 
 def select_by_rank(
-    labels: np.ndarray, rank: np.ndarray, k: int, ratio: float | None, budget: int | None
+    labels: np.ndarray, rank: np.ndarray, k: int, ratio: float, budget: int | None
 ) -> np.ndarray:
     """Selected mask: rows whose in-cluster rank is below their cluster's quota."""
     sizes = np.bincount(labels[labels >= 0], minlength=k)[:k]
@@ -72,7 +72,7 @@ def select_low_confidence(
     confidence: np.ndarray,
     k: int,
     *,
-    ratio: float | None = 0.15,
+    ratio: float = 0.15,
     budget: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(selected, rank_in_cluster): per cluster keep the lowest-confidence quota (paper Eq. 1).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +13,9 @@ from selection.jobs import RunContext, Shard, register_method, row_shards, singl
 from selection.ofa.config import EncodeConfig, OFAApplyConfig, OFAConfig
 from store import runs
 from store.errors import ThresherError
+
+if TYPE_CHECKING:
+    from selection.ofa.encode import Encoder
 
 OUTPUTS = {
     "table": "result",
@@ -60,21 +63,21 @@ class EmbedStage:
 
     def __init__(self, cfg: EncodeConfig) -> None:
         self.cfg = cfg
-        self._encoder = None
+        self._encoder: Encoder | None = None
         self._source: np.ndarray | None = None
 
     def plan(self, ctx: RunContext) -> list[Shard]:
         return row_shards(ctx.input().num_rows, self.cfg.shard_size, ctx.seed, self.name)
 
-    def _from_run(self, ctx: RunContext) -> np.ndarray:
+    def _from_run(self, ctx: RunContext, from_run: str) -> np.ndarray:
         if self._source is None:
-            other = _resolve_other_run(ctx, self.cfg.from_run)
+            other = _resolve_other_run(ctx, from_run)
             import pyarrow.parquet as pq
 
             theirs = pq.read_table(other / runs.INPUT, columns=["sample_id"]).column(0)
             if not theirs.equals(ctx.input().column("sample_id")):
                 raise ThresherError(
-                    f"--from-run {self.cfg.from_run}: its input rows differ from this run's "
+                    f"--from-run {from_run}: its input rows differ from this run's "
                     "(another dataset or subset); drop --from-run to encode afresh"
                 )
             self._source = load_embeddings(other, len(theirs), dtype=np.float16)
@@ -82,7 +85,8 @@ class EmbedStage:
 
     def run_shard(self, ctx: RunContext, shard: Shard) -> np.ndarray:
         if self.cfg.from_run:
-            return np.ascontiguousarray(self._from_run(ctx)[shard.start : shard.stop])
+            source = self._from_run(ctx, self.cfg.from_run)
+            return np.ascontiguousarray(source[shard.start : shard.stop])
         from selection.ofa.encode import encode_rows, load_encoder
 
         if self._encoder is None:

@@ -173,7 +173,7 @@ def read(path: str, spec: Spec, json_lines: bool) -> pa.Table | None:
     if clean.null_count or not pc.all(clean).as_py():
         return None
     known = spec.known
-    extra = []
+    extra: list[str | None] = []
     for src in table.column("extra_src").to_pylist():
         if src is None:
             extra.append(None)

@@ -377,8 +377,8 @@ def to_sample(
         present = conv is not None
         turns = _turns(conv, spec) if present else []
     else:
-        question = obj.get(spec.question_key)  # type: ignore[arg-type]
-        answer = obj.get(spec.answer_key)  # type: ignore[arg-type]
+        question = obj.get(spec.question_key)
+        answer = obj.get(spec.answer_key)
         present = question is not None or answer is not None
         question = "" if question is None else str(question)
         answer = "" if answer is None else str(answer)

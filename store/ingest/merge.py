@@ -38,6 +38,13 @@ def _one(con, sql: str, params: list | None = None) -> tuple | None:
     return rows[0] if rows else None
 
 
+def _aggregate(con, sql: str, params: list | None = None) -> tuple:
+    """The row of an aggregate query without GROUP BY (or a nextval), which always has one."""
+    row = _one(con, sql, params)
+    assert row is not None, f"one-row query returned no row: {sql}"
+    return row
+
+
 def _rematch(con, dataset_id: int, next_ordinal: int) -> tuple[int, int, int]:
     """Replace a dataset's samples with `_staged`, keeping the sample_id of every known orig_id."""
     changed = " OR ".join(f"e.{c} IS DISTINCT FROM s.{c}" for c in _CONTENT)
@@ -50,7 +57,7 @@ def _rematch(con, dataset_id: int, next_ordinal: int) -> tuple[int, int, int]:
         """,
         [dataset_id],
     )
-    n_new, n_updated, n_total = _one(
+    n_new, n_updated, n_total = _aggregate(
         con,
         "SELECT count(*) FILTER (old_id IS NULL), "
         "count(*) FILTER (old_id IS NOT NULL AND changed), count(*) FROM _ingest",
@@ -102,18 +109,20 @@ def merge(
     with catalog.transaction() as con:
         row = _one(con, "SELECT dataset_id, options FROM datasets WHERE name = ?", [name])
         if row is None:
-            dataset_id = int(_one(con, "SELECT nextval('dataset_ids')")[0])
+            dataset_id = int(_aggregate(con, "SELECT nextval('dataset_ids')")[0])
             next_ordinal = 0
         else:
             dataset_id = int(row[0])
             old_options = json.loads(row[1] or "{}")
-            max_row = _one(
+            max_row = _aggregate(
                 con, "SELECT max(sample_id) FROM samples WHERE dataset_id = ?", [dataset_id]
             )
             from_rows = (int(max_row[0]) - dataset_id * ID_STRIDE + 1) if max_row[0] else 0
             next_ordinal = max(int(old_options.get("next_ordinal", 0)), from_rows)
 
-        n_before = _one(con, "SELECT count(*) FROM samples WHERE dataset_id = ?", [dataset_id])[0]
+        n_before = _aggregate(
+            con, "SELECT count(*) FROM samples WHERE dataset_id = ?", [dataset_id]
+        )[0]
         con.register("_staged", staged)
         if n_before == 0:
             # A new dataset: nothing to match, so no join and no intermediate copy.
