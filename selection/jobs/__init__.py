@@ -1,6 +1,7 @@
 """The job runner: stages split work into shards; runs resume, report progress and can be detached."""
 
 from selection.jobs.context import RunContext
+from selection.jobs.ray_exec import RayOptions
 from selection.jobs.registry import MethodSpec, get_method, methods, register_method
 from selection.jobs.runner import (
     JobFailed,
@@ -15,6 +16,7 @@ from selection.jobs.stage import Shard, Stage, derive_seed, row_shards, single_s
 __all__ = [
     "JobFailed",
     "MethodSpec",
+    "RayOptions",
     "RunContext",
     "Shard",
     "Stage",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from selection.jobs.context import EventHook, RunContext
+from selection.jobs.ray_exec import RayExecutor, RayOptions
 from selection.jobs.registry import (
     config_from_params,
     config_to_params,
@@ -174,11 +175,13 @@ def run_job(
     *,
     on_event: EventHook | None = None,
     handle_signals: bool = True,
+    ray: RayOptions | None = None,
 ) -> str:
     """Run (or resume) every stage of a run in this process; returns the final status.
 
     SIGTERM (and, in the foreground, a first Ctrl-C) lets the current shard finish, then the run
-    stops as "cancelled". A stage exception marks it "failed" and raises JobFailed.
+    stops as "cancelled". A stage exception marks it "failed" and raises JobFailed. With `ray`,
+    stages with more than one missing shard run them on Ray actors (selection.jobs.ray_exec).
     """
     run_dir = Path(run_dir).resolve()
     meta = runs.read_run_json(run_dir)
@@ -196,10 +199,11 @@ def run_job(
             error=None,
         )
         ctx.log.info("run %s: started in PID %d", ctx.run_id, os.getpid())
+        executor = RayExecutor(ray, run_dir) if ray is not None else None
         try:
             with _signals(ctx, handle_signals):
                 stages = load_entry(meta["build_stages"])(config)
-                finished = all(_run_stage(ctx, stage) for stage in stages)
+                finished = all(_run_stage(ctx, stage, executor) for stage in stages)
         except KeyboardInterrupt:
             _finish(ctx, "cancelled", "run_cancelled", error="interrupted (Ctrl-C)")
             raise
@@ -213,6 +217,8 @@ def run_job(
                 f"(traceback in {run_dir / runs.LOG}; fix it, then `thresher resume {ctx.run_id}`)."
             ) from exc
         finally:
+            if executor is not None:
+                executor.close()
             ctx.sampler.close()
         if finished:
             _finish(ctx, "done", "run_done")
@@ -231,7 +237,7 @@ def _finish(
     ctx.log.info("run %s: %s", ctx.run_id, status)
 
 
-def _run_stage(ctx: RunContext, stage: Any) -> bool:
+def _run_stage(ctx: RunContext, stage: Any, executor: RayExecutor | None = None) -> bool:
     """All shards of one stage; False when a cancel request stopped it between shards."""
     stage_dir = ctx.stage_dir(stage.name)
     for stale in stage_dir.glob(".*.tmp"):  # left by a process killed mid-write
@@ -251,6 +257,11 @@ def _run_stage(ctx: RunContext, stage: Any) -> bool:
         shards=len(shards),
         skipped=len(shards) - len(todo),
     )
+    if executor is not None and len(todo) > 1:
+        if not executor.run_stage(ctx, stage, todo):
+            ctx.log.info("stage %s: cancelled with shards left", stage.name)
+            return False
+        todo = []
     for shard in todo:
         if ctx.cancelled():
             ctx.log.info("stage %s: cancelled before shard %d", stage.name, shard.index)
@@ -287,7 +298,7 @@ def _signals(ctx: RunContext, enabled: bool) -> Iterator[None]:
         signal.signal(signal.SIGINT, old[1])
 
 
-def spawn_worker(run_dir: Path) -> int:
+def spawn_worker(run_dir: Path, ray: RayOptions | None = None) -> int:
     """Start `python -m selection.jobs.worker RUN_DIR` in a new session (survives logout); returns its PID."""
     run_dir = Path(run_dir).resolve()
     if runs.is_locked(run_dir):
@@ -302,7 +313,13 @@ def spawn_worker(run_dir: Path) -> int:
     env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
     with open(run_dir / runs.LOG, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "selection.jobs.worker", str(run_dir)],
+            [
+                sys.executable,
+                "-m",
+                "selection.jobs.worker",
+                str(run_dir),
+                *(ray.validate().to_argv() if ray is not None else []),
+            ],  # fmt: skip
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,23 +1,30 @@
-"""Entry point of a detached job: `python -m selection.jobs.worker RUN_DIR` runs one run folder."""
+"""Entry point of a detached job: `python -m selection.jobs.worker RUN_DIR [--ray-workers N ...]`."""
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 
+from selection.jobs.ray_exec import RayOptions
 from selection.jobs.runner import run_job
 from store.errors import ThresherError
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m selection.jobs.worker RUN_DIR", file=sys.stderr)
-        return 2
+    ap = argparse.ArgumentParser(prog="python -m selection.jobs.worker")
+    ap.add_argument("run_dir")
+    ap.add_argument("--ray-workers", type=int, default=0, help="0: no Ray")
+    ap.add_argument("--ray-gpus", type=float, default=0.0)
+    ap.add_argument("--ray-address", default=None)
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    ray = None
+    if args.ray_workers:
+        ray = RayOptions(args.ray_workers, args.ray_address, gpus_per_worker=args.ray_gpus)
     # A closing terminal must not end the job; cancellation is SIGTERM or the cancel file.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        status = run_job(args[0])
+        status = run_job(args.run_dir, ray=ray)
     except ThresherError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1

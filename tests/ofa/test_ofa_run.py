@@ -184,3 +184,19 @@ def test_kill_and_resume_gives_identical_outputs(ofa_ws, ofa_run):
         assert (run_dir / "selector" / name).read_bytes() == (
             ofa_run / "selector" / name
         ).read_bytes()
+
+
+def test_encoding_on_ray_actors_gives_the_same_run(ofa_ws, ofa_run):
+    pytest.importorskip("ray")
+    from selection.jobs import RayOptions, create_run, run_job
+
+    ws, catalog = ofa_ws
+    run_dir = create_run(catalog, "ofa", "demo", _config(), seed=0, run_id="ofa-on-ray")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run_job(run_dir, handle_signals=False, ray=RayOptions(workers=2)) == "done"
+    assert len(list((run_dir / "embeddings").glob("part-*.npy"))) > 1  # the stage fanned out
+    for stage in ("embeddings", "kmeans", "selector", "result"):
+        ours = sorted((run_dir / stage).glob("part-*"))
+        theirs = sorted((ofa_run / stage).glob("part-*"))
+        assert [p.read_bytes() for p in ours] == [p.read_bytes() for p in theirs], stage

@@ -23,7 +23,8 @@ from store.workspace import Workspace
 
 
 def job_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Adds --detach, --seed and --name; the command receives `detach`, `seed`, `name`."""
+    """Adds --detach, --seed, --name (the command receives `detach`, `seed`, `name`) and the Ray
+    options, which `launch` reads from the click context so commands need not pass them on."""
 
     @click.option(
         "--detach",
@@ -40,11 +41,58 @@ def job_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="Run id. Default: <method>-<dataset>-<hash of the settings>, so rerunning the same "
         "command resumes the same run.",
     )
+    @ray_options
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
     return wrapper
+
+
+def ray_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--ray-workers N (0 = no Ray), --ray-gpus G, --ray-address ADDR; stored for `launch`."""
+
+    @click.option(
+        "--ray-workers",
+        type=click.IntRange(0),
+        default=0,
+        show_default=True,
+        help="Run stages with several shards on N Ray actors (pip install 'thresher[ray]'); "
+        "0 runs everything in the job process.",
+    )
+    @click.option(
+        "--ray-gpus",
+        type=click.FloatRange(0),
+        default=0.0,
+        show_default=True,
+        help="GPUs per Ray actor (1 for VLM inference or CLIP encoding on a GPU box).",
+    )
+    @click.option(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="Join a running Ray cluster ('auto', ray://host:10001); default: a local Ray.",
+    )
+    @functools.wraps(fn)
+    def wrapper(*args: Any, ray_workers: int, ray_gpus: float, ray_address: str | None, **kw: Any):
+        if ray_workers:
+            from selection.jobs import RayOptions
+
+            options = RayOptions(ray_workers, ray_address, gpus_per_worker=ray_gpus).validate()
+            click.get_current_context().meta[_RAY_KEY] = options
+        elif ray_address or ray_gpus:
+            raise ThresherError("--ray-address and --ray-gpus need --ray-workers N")
+        return fn(*args, **kw)
+
+    return wrapper
+
+
+_RAY_KEY = "thresher.ray"
+
+
+def _ray_from_context() -> Any:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(_RAY_KEY) if ctx is not None else None
 
 
 def start_run(
@@ -85,8 +133,13 @@ def launch(catalog: Catalog, run_dir: Path, detach: bool) -> str:
         )
     if state in ("cancelled", "failed", runs.INTERRUPTED):
         click.echo(f"Resuming run {run_id} ({state}); finished shards are kept.")
+    ray = _ray_from_context()
+    if ray is not None:
+        from selection.jobs.ray_exec import require_ray
+
+        require_ray()  # fail here, not in a detached worker's log
     if detach:
-        pid = spawn_worker(run_dir)
+        pid = spawn_worker(run_dir, ray=ray)
         runs.sync_runs(catalog, only=[run_id])
         click.echo(
             f"Started run {run_id} in the background (PID {pid}, log {run_dir / runs.LOG}).\n"
@@ -96,7 +149,7 @@ def launch(catalog: Catalog, run_dir: Path, detach: bool) -> str:
     prepare_resume(run_dir)
     try:
         with StageBars() as bars:
-            status = run_job(run_dir, on_event=bars.update)
+            status = run_job(run_dir, on_event=bars.update, ray=ray)
     except JobFailed:
         runs.sync_runs(catalog, only=[run_id])
         raise
@@ -371,6 +424,7 @@ def cancel_command(ctx: click.Context, run: str, wait: bool) -> None:
 @click.command("resume")
 @click.argument("run")
 @click.option("--detach", "-d", is_flag=True, help="Resume in the background.")
+@ray_options
 @click.pass_context
 def resume_command(ctx: click.Context, run: str, detach: bool) -> None:
     """Continue an interrupted, cancelled or failed run; finished shards are not recomputed."""
