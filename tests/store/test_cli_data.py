@@ -139,15 +139,25 @@ def test_every_command_explains_itself(tmp_path, command):
 
 def test_doctor_reports_and_survives_missing_packages(tmp_path, monkeypatch):
     out = run(tmp_path / "ws", "doctor").output
-    for label in ("torch / CUDA", "faiss", "vLLM", "NVML", "terminal", "graphics", "workspace"):
+    for label in (
+        "torch / CUDA",
+        "faiss",
+        "vLLM",
+        "NVML",
+        "Ray",
+        "terminal",
+        "graphics",
+        "workspace",
+    ):
         assert label in out
     assert str(tmp_path / "ws") in "".join(out.split())  # folded, never cut
 
     real = importlib.util.find_spec
-    gone = {"torch", "faiss", "vllm", "pynvml", "textual_image"}
+    gone = {"torch", "faiss", "vllm", "pynvml", "ray", "textual_image"}
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name in gone else real(name, *a)
     )
     monkeypatch.setenv("NO_COLOR", "1")
     out = run(tmp_path / "ws", "doctor").output
-    assert out.count("not installed") == 5 and "thresher[gpu]" in out and "NO_COLOR=1" in out
+    assert out.count("not installed") == 6 and "thresher[gpu]" in out and "NO_COLOR=1" in out
+    assert "thresher[ray]" in out

@@ -307,10 +307,15 @@ def _faiss() -> tuple[str, str]:
     return "warn", f"faiss {faiss.__version__}, CPU only (k-means runs on the CPU)"
 
 
-def _optional(module: str, what: str) -> tuple[str, str]:
+def _optional(module: str, what: str, extra: str = "gpu") -> tuple[str, str]:
     if importlib.util.find_spec(module) is None:
-        return "missing", f"not installed: pip install 'thresher[gpu]' for {what}"
-    return "ok", f"importable ({what})"
+        return "missing", f"not installed: pip install 'thresher[{extra}]' for {what}"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return "ok", f"{module} {version(module)} ({what})"
+    except PackageNotFoundError:
+        return "ok", f"importable ({what})"
 
 
 def _nvml() -> tuple[str, str]:
@@ -364,7 +369,7 @@ def _workspace(workspace: Workspace) -> tuple[str, str]:
 @click.pass_obj
 def doctor(workspace: Workspace) -> None:
     """Report what this machine offers Thresher: torch and CUDA, GPUs, faiss GPU support, vLLM,
-    NVML, the terminal's colour and graphics support, and the workspace in use.
+    NVML, Ray, the terminal's colour and graphics support, and the workspace in use.
 
     Every probe is independent: a missing or broken package is reported, never fatal.
     """
@@ -376,6 +381,7 @@ def doctor(workspace: Workspace) -> None:
         _check("faiss", _faiss),
         _check("vLLM", lambda: _optional("vllm", "the fast CLIPPER inference engine")),
         _check("NVML", _nvml),
+        _check("Ray", lambda: _optional("ray", "--ray-workers: shards on Ray actors", "ray")),
         _check("terminal", _terminal),
         _check("graphics", _graphics),
         _check("workspace", lambda: _workspace(workspace)),
