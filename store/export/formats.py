@@ -2,8 +2,11 @@
 
 The snapshot (built in `store.export.manifest`) has `orig_id VARCHAR`, `imgs VARCHAR[]` (paths as
 they will be written), `turns STRUCT(role VARCHAR, content VARCHAR)[]` (with `<image>` tokens
-already fixed) and `task VARCHAR`. Building each line in SQL keeps a 665K-sample export in
-DuckDB's vectorised engine instead of 665K Python dicts.
+already fixed), `task VARCHAR`, and the source's other keys: `rest` (a JSON object of the
+sample's unmodelled keys, minus the ones this format writes) and `tx` (JSON[], each turn's
+unmodelled keys, e.g. ms-swift `loss`), both NULL for the usual sample that has none. Building
+each line in SQL keeps a 665K-sample export in DuckDB's vectorised engine instead of 665K
+Python dicts.
 """
 
 from __future__ import annotations
@@ -22,14 +25,42 @@ class Format:
     array: bool  # a JSON array ("[\n" rows "\n]\n") rather than one record per line
     line_sql: str
     help: str
+    keys: tuple[str, ...] = ()  # top-level keys it writes: a source key of the same name yields
+    turn_keys: tuple[str, ...] = ()  # keys of each turn it writes
+
+
+def null_patch(keys: tuple[str, ...]) -> str:
+    """A JSON merge patch deleting `keys` (RFC 7396: a null value removes the key)."""
+    return json.dumps(dict.fromkeys(keys))
 
 
 # The task family travels with the sample when it has one; trainers ignore keys they do not map.
 _TASK = """ || CASE WHEN task IS NULL THEN '' ELSE ',"task":' || to_json(task) END"""
 
-_LLAVA_TURNS = (
-    "to_json(list_transform(turns, lambda t: {'from': CASE t.role WHEN 'user' THEN 'human' "
-    "WHEN 'assistant' THEN 'gpt' ELSE t.role END, 'value': t.content}))"
+# The source's other keys go after ours: `rest` is an object's text, so drop its braces.
+_REST = """ || CASE WHEN rest IS NULL OR rest = '{}' THEN ''
+                 ELSE ',' || substr(rest, 2, length(rest) - 2) END"""
+
+
+def _turns_json(turn_sql: str, keys: tuple[str, ...]) -> str:
+    """JSON array of turns built by `turn_sql` (a struct of t); turns with extra keys get them
+    merged in after ours (a source turn key we write is dropped, ours wins)."""
+    patch = null_patch(keys)
+    return (
+        f"CASE WHEN tx IS NULL THEN to_json(list_transform(turns, lambda t: {turn_sql})) "
+        f"ELSE '[' || array_to_string(list_transform(turns, lambda t, i: json_merge_patch("
+        f"to_json({turn_sql}), json_merge_patch(coalesce(tx[i], '{{}}'), '{patch}'))), ',') "
+        "|| ']' END"
+    )
+
+
+_MSG_KEYS = ("role", "content")
+_MESSAGES = _turns_json("{'role': t.role, 'content': t.content}", _MSG_KEYS)
+_LLAVA_TURN_KEYS = ("from", "value")
+_LLAVA_TURNS = _turns_json(
+    "{'from': CASE t.role WHEN 'user' THEN 'human' WHEN 'assistant' THEN 'gpt' ELSE t.role END, "
+    "'value': t.content}",
+    _LLAVA_TURN_KEYS,
 )
 
 FORMATS: dict[str, Format] = {
@@ -40,24 +71,30 @@ FORMATS: dict[str, Format] = {
         f"""'{ROW_SEP}' || '{{"id":' || to_json(orig_id)
             || CASE len(imgs) WHEN 0 THEN '' WHEN 1 THEN ',"image":' || to_json(imgs[1])
                ELSE ',"image":' || to_json(imgs) END
-            || ',"conversations":' || {_LLAVA_TURNS}{_TASK} || '}}'""",
+            || ',"conversations":' || {_LLAVA_TURNS}{_TASK}{_REST} || '}}'""",
         "LLaVA instruction JSON: id, image (string, list, or absent), conversations from/value",
+        ("id", "image", "conversations", "task"),
+        _LLAVA_TURN_KEYS,
     ),
     "swift": Format(
         "swift",
         ".jsonl",
         False,
-        f"""'{{"id":' || to_json(orig_id) || ',"messages":' || to_json(turns)
-            || ',"images":' || to_json(imgs){_TASK} || '}}' || chr(10)""",
+        f"""'{{"id":' || to_json(orig_id) || ',"messages":' || {_MESSAGES}
+            || ',"images":' || to_json(imgs){_TASK}{_REST} || '}}' || chr(10)""",
         "ms-swift JSONL: messages role/content with <image> tokens, images list",
+        ("id", "messages", "images", "task"),
+        _MSG_KEYS,
     ),
     "sharegpt": Format(
         "sharegpt",
         ".json",
         True,
-        f"""'{ROW_SEP}' || '{{"id":' || to_json(orig_id) || ',"messages":' || to_json(turns)
-            || ',"images":' || to_json(imgs){_TASK} || '}}'""",
+        f"""'{ROW_SEP}' || '{{"id":' || to_json(orig_id) || ',"messages":' || {_MESSAGES}
+            || ',"images":' || to_json(imgs){_TASK}{_REST} || '}}'""",
         "LLaMA-Factory ShareGPT multimodal JSON + dataset_info.json beside it",
+        ("id", "messages", "images", "task"),
+        _MSG_KEYS,
     ),
     "ids": Format(
         "ids",

@@ -28,7 +28,15 @@ from store.decisions import (
     selection_column,
 )
 from store.errors import NotFound, ThresherError
-from store.export.formats import FORMATS, ROW_SEP, merge_dataset_info, sharegpt_dataset_info
+from store.export.formats import (
+    FORMATS,
+    ROW_SEP,
+    Format,
+    merge_dataset_info,
+    null_patch,
+    sharegpt_dataset_info,
+)
+from store.ingest.formats import TURN_EXTRA
 
 # Flags that mean "the image is not usable": skipped unless include_flagged.
 IMAGE_FLAGS = ("missing_image", "corrupt_image", "path_escape")
@@ -83,7 +91,7 @@ def _snapshot_sql(run_sql: str | None, include_flagged: bool) -> str:
     return f"""
         WITH chosen AS ({chosen}),
         parsed AS (
-            SELECT sample_id, orig_id, images, task, gone,
+            SELECT sample_id, orig_id, images, task, gone, extra,
                    json_transform(conversation, '[{{"role":"VARCHAR","content":"VARCHAR"}}]') AS turns0,
                    coalesce(list_sum(list_transform(turns0, lambda t:
                        (length(coalesce(t.content, '')) -
@@ -93,7 +101,7 @@ def _snapshot_sql(run_sql: str | None, include_flagged: bool) -> str:
                    {flag_check} AS bad_flag
             FROM chosen
         )
-        SELECT sample_id, orig_id, images, task,
+        SELECT sample_id, orig_id, images, task, extra,
                CASE WHEN gone THEN 'not_in_dataset'
                     WHEN bad_flag IS NOT NULL THEN bad_flag
                     WHEN turns0 IS NULL THEN 'unreadable_conversation'
@@ -108,6 +116,18 @@ def _snapshot_sql(run_sql: str | None, include_flagged: bool) -> str:
                     ELSE turns0 END AS turns
         FROM parsed
     """
+
+
+def _source_keys_sql(form: Format, keep: bool) -> str:
+    """`rest` and `tx` (see store.export.formats) for this format, or NULLs."""
+    if not (keep and form.keys):
+        return "NULL::VARCHAR AS rest, NULL::JSON[] AS tx"
+    patch = null_patch((*form.keys, TURN_EXTRA))
+    return (
+        f"CASE WHEN extra IS NULL THEN NULL ELSE json_merge_patch(extra, '{patch}')::VARCHAR END "
+        f"AS rest, CASE WHEN json_exists(extra, '$.{TURN_EXTRA}') "
+        f"THEN json_extract(extra, '$.{TURN_EXTRA}[*]') END AS tx"
+    )
 
 
 def _relative_dirs(con: Any, base: Path) -> None:
@@ -176,6 +196,7 @@ def export(
     path_style: str = "absolute",
     image_root: str | os.PathLike[str] | None = None,
     include_flagged: bool = False,
+    keep_extra: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Write the manifest of `dataset` (or of `run_id`'s effective `selection`) in format `fmt`.
@@ -183,6 +204,10 @@ def export(
     `path_style="relative"` writes image paths relative to `image_root` (default: the dataset's
     own image root, so paths read as in the source); the sidecar records that root, which is what
     a trainer's image folder setting must point at.
+
+    `keep_extra` writes the source's keys Thresher does not model back into each record (the
+    sample's, e.g. ms-swift `objects`, and each turn's, e.g. `loss`), after the format's own keys;
+    a source key with the name of one the format writes is dropped.
     """
     if fmt not in FORMATS:
         raise ThresherError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}.")
@@ -279,7 +304,8 @@ def export(
         else:
             reldirs, imgs = "", "images"
         line_query = (
-            f"SELECT {form.line_sql} AS line FROM (SELECT orig_id, {imgs} AS imgs, turns, task, sample_id "
+            f"SELECT {form.line_sql} AS line FROM (SELECT orig_id, {imgs} AS imgs, turns, task, "
+            f"sample_id, {_source_keys_sql(form, keep_extra)} "
             f"FROM _export_snapshot{reldirs} WHERE status IN ('ok', 'fixed'))"
         )
         export_id = (
@@ -307,6 +333,7 @@ def export(
                 "path_style": path_style,
                 "image_root": str(rel_root) if rel_root else None,
                 "include_flagged": include_flagged,
+                "source_keys": "kept" if keep_extra and form.keys else "dropped",
                 "dataset": {
                     "name": dataset,
                     "dataset_id": dataset_id,

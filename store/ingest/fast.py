@@ -64,9 +64,15 @@ def _sql(spec: Spec, path: str, json_format: str) -> str:
     oid, img, cv = field(spec.id_key), field(spec.image_key), field(conv)
     x_role, x_content = f'x."{spec.role_key}"', f'x."{spec.content_key}"'
     images_ok = _all("ij", "json_type(x) = 'VARCHAR'")
+    modelled = f"[{_lit(spec.role_key)}, {_lit(spec.content_key)}]::VARCHAR[]"
     turns_ok = " AND ".join(
         [
             _all("tj", "x IS NOT NULL"),
+            # a turn with other keys (ms-swift `loss`): the Python path keeps them in `extra`
+            _all(
+                "tr",
+                f"len(list_filter(json_keys(x), lambda k: NOT list_contains({modelled}, k))) = 0",
+            ),
             _all("tj", f"json_type({x_role}) = 'VARCHAR'"),
             _all("tj", f"(CASE {x_role} ->> '$' {roles} END) IS NOT NULL"),
             _all("tj", f"coalesce(json_type({x_content}), 'NULL') IN ('VARCHAR', 'NULL')"),
@@ -93,6 +99,7 @@ def _sql(spec: Spec, path: str, json_format: str) -> str:
     parts AS (
         SELECT *,
             CASE WHEN conv_t = 'ARRAY' THEN from_json({cv}, {_lit(json.dumps([turn]))}) END AS tj,
+            CASE WHEN conv_t = 'ARRAY' THEN from_json({cv}, '["JSON"]') END AS tr,
             CASE WHEN img_t = 'ARRAY' THEN from_json({img}, '["JSON"]') END AS ij
         FROM typed
     ),

@@ -315,7 +315,11 @@ def _images(value: object) -> list[str]:
     )
 
 
-def _turns(value: object, spec: Spec) -> list[tuple[str, str]]:
+TURN_EXTRA = "__turns__"  # key in samples.extra: per-turn extra keys, aligned with the turns
+
+
+def _turns(value: object, spec: Spec) -> tuple[list[tuple[str, str]], list[dict]]:
+    """The (role, content) turns, and each turn's other keys (ms-swift `loss`, a `weight`, ...)."""
     if isinstance(value, str) and spec.fmt == "table":  # a column of JSON text
         try:
             value = json.loads(value)
@@ -323,8 +327,9 @@ def _turns(value: object, spec: Spec) -> list[tuple[str, str]]:
             raise SampleError(f"the conversation column is not valid JSON ({exc.msg})") from None
     if not isinstance(value, list):
         raise SampleError(f"{spec.conv_key!r} is {type(value).__name__}; expected a list of turns")
-    turns = []
+    turns, rests = [], []
     role_key, content_key, roles = spec.role_key, spec.content_key, spec.roles
+    modelled = {role_key, content_key} | ({"from", "value"} if spec.fmt == "table" else set())
     for i, turn in enumerate(value):
         if not isinstance(turn, dict):
             raise SampleError(f"turn {i} is {type(turn).__name__}; expected an object")
@@ -350,7 +355,8 @@ def _turns(value: object, spec: Spec) -> list[tuple[str, str]]:
                 "<image> in the text)"
             )
         turns.append((role, content))
-    return turns
+        rests.append({k: v for k, v in turn.items() if k not in modelled})
+    return turns, rests
 
 
 def to_sample(
@@ -372,10 +378,11 @@ def to_sample(
             )
     images = _images(obj.get(spec.image_key)) if spec.image_key else []
     present = True
+    rests: list[dict] = []
     if spec.conv_key:
         conv = obj.get(spec.conv_key)
         present = conv is not None
-        turns = _turns(conv, spec) if present else []
+        turns, rests = _turns(conv, spec) if present else ([], [])
     else:
         question = obj.get(spec.question_key)
         answer = obj.get(spec.answer_key)
@@ -391,11 +398,14 @@ def to_sample(
         system = obj.get(spec.system_key)
         if isinstance(system, str) and system:
             turns.insert(0, ("system", system))
+            rests.insert(0, {})
     task = None
     if spec.task_key:
         raw_task = obj.get(spec.task_key)
         task = raw_task if isinstance(raw_task, str) and raw_task else None
     known = spec.known
     extra = {k: v for k, v in obj.items() if k not in known}
+    if any(rests):  # kept so exports can write them back on the same turns
+        extra[TURN_EXTRA] = rests
     extra_json = json.dumps(extra, ensure_ascii=False, default=str) if extra else None
     return orig_id, images, turns, task, extra_json, present

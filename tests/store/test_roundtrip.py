@@ -68,3 +68,70 @@ def test_ingest_export_ingest_is_identity(catalog, demo, tmp_path, fmt, paths):
 def test_id_list_round_trip(catalog, demo):
     res = export(catalog, dataset=demo, fmt="ids")
     assert res.path.read_text().splitlines() == [o for o, *_ in _samples(catalog, demo)]
+
+
+def _swift_source(tmp_path):
+    """ms-swift records with keys Thresher does not model: per-turn `loss`, grounding `objects`."""
+    from PIL import Image
+
+    img = tmp_path / "src" / "a.png"
+    img.parent.mkdir(parents=True)
+    Image.new("RGB", (8, 8), "red").save(img)
+    rows = [
+        {
+            "id": "g1",
+            "messages": [
+                {"role": "system", "content": "be brief", "loss": False},
+                {"role": "user", "content": "<image>Find the <ref-object>"},
+                {"role": "assistant", "content": "<bbox>", "loss": True},
+                {"role": "user", "content": "and again?"},
+                {"role": "assistant", "content": "no", "loss": False},
+            ],
+            "images": [str(img)],
+            "objects": {"ref": ["cat"], "bbox": [[1, 2, 3, 4]]},
+            "messages_version": 2,
+        },
+        {"id": "plain", "messages": [{"role": "user", "content": "hi"}], "images": []},
+    ]
+    path = tmp_path / "src" / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows, path
+
+
+@pytest.mark.parametrize("engine", ["auto", "python"])
+def test_unmodelled_sample_and_turn_keys_survive_ingest_and_export(catalog, tmp_path, engine):
+    rows, path = _swift_source(tmp_path)
+    ingest(catalog, path, name="src", engine=engine)
+    swift = export(catalog, dataset="src", fmt="swift", out_path=tmp_path / "o.jsonl")
+    written = [json.loads(line) for line in swift.path.read_text().splitlines()]
+    assert written == rows  # every key, every value, every turn
+    assert list(written[0]["messages"][2]) == ["role", "content", "loss"]  # ours first
+    assert swift.meta["source_keys"] == "kept"
+
+    llava = export(catalog, dataset="src", fmt="llava", out_path=tmp_path / "o.json")
+    first = json.loads(llava.path.read_text())[0]
+    assert first["objects"] == rows[0]["objects"] and first["messages_version"] == 2
+    assert [t.get("loss") for t in first["conversations"]] == [False, None, True, None, False]
+    assert first["conversations"][2] == {"from": "gpt", "value": "<bbox>", "loss": True}
+
+    bare = export(
+        catalog, dataset="src", fmt="swift", out_path=tmp_path / "b.jsonl", keep_extra=False
+    )
+    first = json.loads(bare.path.read_text().splitlines()[0])
+    assert "objects" not in first and all("loss" not in m for m in first["messages"])
+    assert bare.meta["source_keys"] == "dropped"
+
+
+def test_a_source_key_named_like_one_the_format_writes_is_dropped(catalog, tmp_path):
+    path = tmp_path / "llava.json"
+    path.write_text(json.dumps([{
+        "id": "x", "messages": "not ours", "conversations": [
+            {"from": "human", "value": "q", "role": "narrator"}, {"from": "gpt", "value": "a"}],
+    }]))  # fmt: skip
+    ingest(catalog, path, name="clash")
+    out = export(catalog, dataset="clash", fmt="swift", out_path=tmp_path / "c.jsonl")
+    rec = json.loads(out.path.read_text())
+    assert rec["messages"] == [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a"},
+    ]  # neither the source's top-level "messages" nor its turn "role" overrides ours

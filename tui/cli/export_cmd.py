@@ -86,6 +86,12 @@ def _run_dataset(catalog: Any, run_id: str) -> str:
     "(skipped by default). Samples whose <image> tokens cannot match their images are always "
     "skipped.",
 )
+@click.option(
+    "--drop-extra",
+    is_flag=True,
+    help="Leave out the source's keys Thresher does not model (kept by default: sample keys "
+    "such as ms-swift objects, and turn keys such as loss).",
+)
 @click.pass_obj
 def export_command(
     workspace: Workspace,
@@ -97,6 +103,7 @@ def export_command(
     path_style: str,
     image_root: Path | None,
     include_flagged: bool,
+    drop_extra: bool,
 ) -> None:
     """Write a training manifest of a dataset or of a run's effective selection.
 
@@ -136,6 +143,7 @@ def export_command(
             path_style=path_style,
             image_root=image_root,
             include_flagged=include_flagged,
+            keep_extra=not drop_extra,
             progress=lambda done, total: bars.update(task, completed=done, total=total),
         )
     print_summary(console, res.meta, res.sidecar_path, res.extra_paths)
