@@ -4,7 +4,7 @@ chat template and masks every token except the assistant's answers."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ class Example:
     images: tuple[str, ...] = ()
     sample_id: int | None = None  # the catalog id when the export recorded it
     task: str | None = None  # task family when the export recorded it
+    no_loss: tuple[int, ...] = ()  # assistant turns (0-based among them) marked "loss": false
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ def read_manifest(path: str | Path) -> Manifest:
                 else ("swift" if path.suffix == ".jsonl" else "sharegpt")
             )
         turns = []
+        no_loss: list[int] = []
         for j, msg in enumerate(rec[key]):
             rt = role_tag or ("from" if "from" in msg else "role")
             ct = content_tag or ("value" if "value" in msg else "content")
@@ -206,8 +208,18 @@ def read_manifest(path: str | Path) -> Manifest:
                     f"{type(msg.get(ct)).__name__}; expected user/assistant/system with text"
                 )
             turns.append((role, msg[ct]))
-        if not any(r == "assistant" for r, _ in turns):
+            loss = msg.get("loss")  # ms-swift: false = do not learn this answer
+            if loss is not None and not isinstance(loss, bool):
+                raise ThresherError(f"{where}: turn {j} has loss {loss!r}; use true or false")
+            if role == "assistant" and loss is False:
+                no_loss.append(sum(r == "assistant" for r, _ in turns) - 1)
+        n_answers = sum(r == "assistant" for r, _ in turns)
+        if not n_answers:
             raise ThresherError(f"{where}: no assistant turn to learn from")
+        if len(no_loss) == n_answers:
+            raise ThresherError(
+                f'{where}: every assistant turn has "loss": false; nothing to learn from'
+            )
         raw_imgs = rec.get(img_key) if img_key else rec.get("images", rec.get("image"))
         if raw_imgs is None:
             raw_imgs = []
@@ -229,6 +241,7 @@ def read_manifest(path: str | Path) -> Manifest:
                 images,
                 int(catalog_id) if isinstance(catalog_id, int) else None,
                 rec.get("task") if isinstance(rec.get("task"), str) else None,
+                tuple(no_loss),
             )
         )
     if not examples:
@@ -308,12 +321,16 @@ def _find(haystack: list[int], needle: list[int], start: int) -> int:
 
 
 def assistant_labels(
-    input_ids: list[int], segments: Sequence[list[int]], sample_id: str
+    input_ids: list[int],
+    segments: Sequence[list[int]],
+    sample_id: str,
+    no_loss: Collection[int] = (),
 ) -> list[int]:
     """Labels equal to `input_ids` on the assistant segments, IGNORE_INDEX everywhere else.
 
     Segments are located in order, each after the previous one. A tokenizer may merge a
     segment's first token with the text before it; then the rest of the segment is matched.
+    Segments listed in `no_loss` (ms-swift's `"loss": false`) are located but not learned.
     """
     labels = [IGNORE_INDEX] * len(input_ids)
     cursor = 0
@@ -321,7 +338,8 @@ def assistant_labels(
         for trimmed in (seg, seg[1:]):
             pos = _find(input_ids, trimmed, cursor) if trimmed else -1
             if pos >= 0:
-                labels[pos : pos + len(trimmed)] = trimmed
+                if k not in no_loss:
+                    labels[pos : pos + len(trimmed)] = trimmed
                 cursor = pos + len(trimmed)
                 break
         else:
@@ -398,7 +416,7 @@ class Collator:
         mask = batch["attention_mask"]
         for row, (ex, segs) in enumerate(zip(examples, seg_ids, strict=True)):
             ids = batch["input_ids"][row].tolist()
-            lab = assistant_labels(ids, segs, ex.id)
+            lab = assistant_labels(ids, segs, ex.id, ex.no_loss)
             labels.append(
                 [x if m else IGNORE_INDEX for x, m in zip(lab, mask[row].tolist(), strict=True)]
             )

@@ -214,3 +214,44 @@ def test_one_batch_mixes_two_images_no_image_and_a_system_turn(tmp_path, arch, r
     assert learned == [f"no{end}", f"4{end}", f"blue{end}"]
     loss = AutoModelForImageTextToText.from_pretrained(model_dir)(**batch).loss
     assert loss.isfinite()
+
+
+def test_loss_false_turns_are_located_but_not_learned(tmp_path):
+    ids = [1, 7, 8, 2, 3, 9, 9, 2]
+    assert assistant_labels(ids, [[7, 8], [9, 9]], "x", no_loss=(0,)) == [
+        -100, -100, -100, -100, -100, 9, 9, -100,
+    ]  # fmt: skip
+    rows = [
+        {"id": "a", "messages": [
+            {"role": "user", "content": "q1"},
+            {"role": "assistant", "content": "a1", "loss": False},
+            {"role": "user", "content": "q2"},
+            {"role": "assistant", "content": "a2", "loss": True},
+        ]},
+        {"id": "b", "messages": [
+            {"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "loss": False},
+        ]},
+        {"id": "c", "messages": [
+            {"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "loss": "no"},
+        ]},
+    ]  # fmt: skip
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps(rows[0]) + "\n")
+    assert read_manifest(good).examples[0].no_loss == (0,)
+    for row, message in ((rows[1], "every assistant turn"), (rows[2], "use true or false")):
+        bad = tmp_path / f"{row['id']}.jsonl"
+        bad.write_text(json.dumps(row) + "\n")
+        with pytest.raises(ThresherError, match=message):
+            read_manifest(bad)
+
+
+def test_collator_leaves_a_loss_false_answer_out_of_the_labels(manifest_dir, qwen_model):
+    import dataclasses
+
+    from transformers import AutoProcessor
+
+    proc = AutoProcessor.from_pretrained(qwen_model)
+    ex = read_manifest(manifest_dir / "train.llava.json").examples[0]  # answers: yes, two
+    batch, _ = Collator(proc, max_length=512)([dataclasses.replace(ex, no_loss=(0,))])
+    kept = [x for x in batch["labels"][0].tolist() if x != IGNORE_INDEX]
+    assert proc.tokenizer.decode(kept) == "two<|im_end|>"
