@@ -118,3 +118,27 @@ async def test_resume_from_home_relaunches_the_run_detached(workspace, catalog):
         await wait_for(pilot, lambda: monitor.snapshot is not None and monitor.snapshot.status == "done",
                        timeout=60, what="the resumed job to finish")  # fmt: skip
     assert sorted(p.name for p in (workspace.run_dir("waiting") / "result").glob("*.parquet"))
+
+
+async def test_the_form_offers_every_field_including_ofa_encoder_settings(workspace, catalog):
+    from tests.helpers.jobs import make_dataset
+    from tui.app import ThresherApp
+    from tui.data.start import build_config
+
+    make_dataset(catalog, "toy", n=4)
+    app = ThresherApp(workspace, image_mode="none")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        form.query_one("#method").value = "ofa"
+        await settle(pilot)
+        names = [f.name for f in form.fields]
+        assert names[:2] == ["encode.encoder", "encode.pretrained"] and "budget" in names
+        assert len(names) > 14  # no cap: the form scrolls
+        assert form.query_one("#param-encode--pretrained").value == "openai"
+    values = {"encode.encoder": "ViT-B-16", "encode.batch_size": "16", "k": "8"}
+    config = build_config("ofa", values)
+    assert (config.encode.encoder, config.encode.batch_size, config.k) == ("ViT-B-16", 16, 8)
+    assert config.encode.pretrained == "openai"  # left alone: its default

@@ -50,17 +50,26 @@ def _scalar(tp: Any) -> tuple[type | None, bool]:
 
 
 def config_fields(method: str) -> list[Field]:
-    """The config's scalar fields in declaration order (nested and dict fields keep their defaults)."""
+    """The config's scalar fields in declaration order, nested configs (OFA's `encode`) as dotted
+    names (`encode.encoder`); dict and list fields keep their defaults."""
     from selection.jobs import registry
 
-    cls = registry.get_method(method).config_class()
+    return _fields(registry.get_method(method).config_class(), "")
+
+
+def _fields(cls: type, prefix: str) -> list[Field]:
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
-        kind, optional = _scalar(hints.get(f.name))
+        tp = hints.get(f.name)
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            if f.default_factory is not dataclasses.MISSING:  # a nested config with defaults
+                out += _fields(tp, f"{prefix}{f.name}.")
+            continue
+        kind, optional = _scalar(tp)
         if kind is None or f.default is dataclasses.MISSING:
             continue
-        out.append(Field(f.name, kind, f.default, optional))
+        out.append(Field(prefix + f.name, kind, f.default, optional))
     return out
 
 
@@ -72,17 +81,25 @@ def build_config(method: str, values: dict[str, str]) -> Any:
     kwargs: dict[str, Any] = {}
     for field in config_fields(method):
         raw = values.get(field.name, "").strip()
+        *path, leaf = field.name.split(".")
+        target = kwargs
+        for part in path:
+            target = target.setdefault(part, {})
         if raw == "":
             if field.optional:
-                kwargs[field.name] = None
+                target[leaf] = None
             continue  # left blank: the config's default
         try:
             if field.kind is bool:
-                kwargs[field.name] = raw.lower() in ("1", "true", "yes", "on")
+                target[leaf] = raw.lower() in ("1", "true", "yes", "on")
             else:
-                kwargs[field.name] = field.kind(raw)
+                target[leaf] = field.kind(raw)
         except ValueError:
             raise ThresherError(f"{field.name}: {raw!r} is not a {field.kind.__name__}.") from None
+    hints = typing.get_type_hints(cls)
+    for name, nested in list(kwargs.items()):
+        if isinstance(nested, dict):  # build the nested config from its own fields
+            kwargs[name] = hints[name](**nested)
     config = cls(**kwargs)
     validate = getattr(config, "validate", None)
     return validate() if callable(validate) else config

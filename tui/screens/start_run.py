@@ -16,7 +16,9 @@ from store.errors import ThresherError
 from tui.data.start import Field, build_config, config_fields, method_names
 from tui.data.workspace_view import list_datasets
 
-MAX_FIELDS = 14  # an 80x24 form stays scrollable; the rest keep their defaults
+
+def _input_id(field_name: str) -> str:
+    return "param-" + field_name.replace(".", "--")  # widget ids cannot hold dots
 
 
 class StartRunScreen(Screen):
@@ -89,7 +91,7 @@ class StartRunScreen(Screen):
         if event.value is Select.BLANK:
             return
         try:
-            self.fields = config_fields(str(event.value))[:MAX_FIELDS]
+            self.fields = config_fields(str(event.value))  # the form scrolls; all of them
         except ThresherError as exc:
             self.query_one("#start-result", Static).update(str(exc))
             return
@@ -97,7 +99,7 @@ class StartRunScreen(Screen):
         for f in self.fields:
             value = "" if f.default is None else str(f.default)
             rows.append(
-                Horizontal(Label(f.name), Input(value, id=f"param-{f.name}"), classes="form-row")
+                Horizontal(Label(f.name), Input(value, id=_input_id(f.name)), classes="form-row")
             )
         await params.mount_all(rows)
 
@@ -110,7 +112,7 @@ class StartRunScreen(Screen):
         if method is Select.BLANK or dataset is Select.BLANK:
             self.notify("Pick a method and a dataset first.", severity="warning")
             return
-        values = {f.name: self.query_one(f"#param-{f.name}", Input).value for f in self.fields}
+        values = {f.name: self.query_one(f"#{_input_id(f.name)}", Input).value for f in self.fields}
         name = self.query_one("#run-name", Input).value.strip() or None
         detach = self.query_one("#detach", Checkbox).value
         self.query_one("#start-result", Static).update("starting…")
