@@ -160,3 +160,20 @@ def test_same_seed_same_selection_other_seed_other_probes(catalog, grader):
     if kn.count("P") * 2 >= kn.count("W"):
         assert "unprobed" not in ra["subset_t1"].to_pylist()
     assert not (a / "perplexity").exists()
+
+
+def test_a_run_on_ray_actors_writes_the_same_shards(catalog, grader):
+    pytest.importorskip("ray")
+    from selection.jobs import RayOptions
+
+    make_demo_dataset(catalog, n=24, seed=4, name="demo")
+    cfg = _config(tiny_vlm("qwen2_vl"), grader, perplexity=False)
+    local = create_run(catalog, "clipper", "demo", cfg, seed=1, run_id="local")
+    assert run_job(local) == "done"
+    on_ray = create_run(catalog, "clipper", "demo", cfg, seed=1, run_id="on-ray")
+    assert run_job(on_ray, ray=RayOptions(workers=2)) == "done"
+    assert len(list((on_ray / "zeroshot").glob("part-*"))) > 1  # the stage fanned out
+    assert shard_hashes(on_ray) == shard_hashes(local)
+    # both actors judged through the one LLM-judge cache: every line whole
+    cache = (on_ray / "judge_cache.jsonl").read_text().splitlines()
+    assert cache and all(json.loads(line) for line in cache)
