@@ -142,3 +142,37 @@ async def test_the_form_offers_every_field_including_ofa_encoder_settings(worksp
     config = build_config("ofa", values)
     assert (config.encode.encoder, config.encode.batch_size, config.k) == ("ViT-B-16", 16, 8)
     assert config.encode.pretrained == "openai"  # left alone: its default
+
+
+async def test_the_form_starts_a_run_on_ray_actors(workspace, catalog):
+    pytest.importorskip("ray")
+    from store import runs
+    from tests.helpers.jobs import make_dataset
+    from tui.app import ThresherApp
+
+    make_dataset(catalog, "toy", n=12)
+    app = ThresherApp(workspace, image_mode="none")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        form.query_one("#method").value = "sleepy"
+        form.query_one("#dataset").value = "toy"
+        await settle(pilot)
+        form.query_one("#run-name").value = "tui-ray"
+        form.query_one("#param-sleep_s").value = "0"
+        form.query_one("#ray-workers").value = "two"
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert "ray workers: 'two'" in widget_text(form.query_one("#start-result"))
+        form.query_one("#ray-workers").value = "2"
+        await pilot.press("ctrl+r")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, MonitorScreen), timeout=30, what="monitor"
+        )
+    from tests.jobs.conftest import wait_for as wait_until
+
+    run_dir = workspace.runs_dir / "tui-ray"
+    wait_until(lambda: runs.read_status(run_dir)["status"] == "done", timeout=120)
+    assert "ray: 2 workers" in (run_dir / runs.LOG).read_text()

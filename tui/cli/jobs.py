@@ -105,19 +105,23 @@ def start_run(
     seed: int = 0,
     name: str | None = None,
     sample_ids: list[int] | None = None,
+    ray: Any = None,
 ) -> str:
-    """Create (or find, to resume) the run, then run it in the foreground or detached; returns its id."""
+    """Create (or find, to resume) the run, then run it in the foreground or detached; returns its id.
+
+    `ray` (a RayOptions) fans stages out over Ray; without it the command line's --ray-* options
+    apply."""
     from selection.jobs import create_run
 
     catalog = Catalog.open(workspace)
     run_dir = create_run(
         catalog, method, dataset, config, seed=seed, run_id=name, sample_ids=sample_ids
     )
-    launch(catalog, run_dir, detach)
+    launch(catalog, run_dir, detach, ray=ray)
     return run_dir.name
 
 
-def launch(catalog: Catalog, run_dir: Path, detach: bool) -> str:
+def launch(catalog: Catalog, run_dir: Path, detach: bool, ray: Any = None) -> str:
     """Start or resume an existing run folder; returns the status it reached (or "queued" if detached)."""
     from selection.jobs import JobFailed, prepare_resume, run_job, spawn_worker
 
@@ -133,7 +137,8 @@ def launch(catalog: Catalog, run_dir: Path, detach: bool) -> str:
         )
     if state in ("cancelled", "failed", runs.INTERRUPTED):
         click.echo(f"Resuming run {run_id} ({state}); finished shards are kept.")
-    ray = _ray_from_context()
+    if ray is None:
+        ray = _ray_from_context()
     if ray is not None:
         from selection.jobs.ray_exec import require_ray
 

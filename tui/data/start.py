@@ -103,3 +103,20 @@ def build_config(method: str, values: dict[str, str]) -> Any:
     config = cls(**kwargs)
     validate = getattr(config, "validate", None)
     return validate() if callable(validate) else config
+
+
+def ray_options(workers: str, gpus: str) -> Any:
+    """RayOptions from the form's two fields, or None for 0 workers; errors name the field."""
+    try:
+        n = int(workers.strip() or "0")
+    except ValueError:
+        raise ThresherError(f"ray workers: {workers!r} is not a whole number.") from None
+    try:
+        g = float(gpus.strip() or "0")
+    except ValueError:
+        raise ThresherError(f"ray GPUs each: {gpus!r} is not a number.") from None
+    if n == 0:
+        return None
+    from selection.jobs.ray_exec import RayOptions
+
+    return RayOptions(workers=n, gpus_per_worker=g).validate()

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
 from store.errors import ThresherError
-from tui.data.start import Field, build_config, config_fields, method_names
+from tui.data.start import Field, build_config, config_fields, method_names, ray_options
 from tui.data.workspace_view import list_datasets
 
 
@@ -60,6 +60,12 @@ class StartRunScreen(Screen):
                 yield Input(placeholder="auto", id="run-name")
             with Horizontal(classes="form-row"):
                 yield Checkbox("detach (keeps running after the app closes)", True, id="detach")
+            with Horizontal(classes="form-row"):
+                yield Label("ray workers")
+                yield Input("0", id="ray-workers", tooltip="0: no Ray; N: shards on N Ray actors")
+            with Horizontal(classes="form-row"):
+                yield Label("ray GPUs each")
+                yield Input("0", id="ray-gpus", tooltip="GPUs per Ray actor")
             yield VerticalScroll(id="params")
             yield Button("Start (ctrl+r)", id="start", variant="primary")
             yield Static("", id="start-result")
@@ -115,18 +121,31 @@ class StartRunScreen(Screen):
         values = {f.name: self.query_one(f"#{_input_id(f.name)}", Input).value for f in self.fields}
         name = self.query_one("#run-name", Input).value.strip() or None
         detach = self.query_one("#detach", Checkbox).value
+        ray = (
+            self.query_one("#ray-workers", Input).value,
+            self.query_one("#ray-gpus", Input).value,
+        )
         self.query_one("#start-result", Static).update("starting…")
-        self.start(str(method), str(dataset), values, name, detach)
+        self.start(str(method), str(dataset), values, name, detach, ray)
 
     @work(thread=True, exclusive=True, group="start-run", exit_on_error=False)
     def start(
-        self, method: str, dataset: str, values: dict[str, str], name: str | None, detach: bool
+        self,
+        method: str,
+        dataset: str,
+        values: dict[str, str],
+        name: str | None,
+        detach: bool,
+        ray: tuple[str, str],
     ) -> None:
         from tui.cli.jobs import start_run
 
         try:
             config = build_config(method, values)
-            run_id = start_run(self.app.workspace, method, dataset, config, detach, name=name)
+            options = ray_options(*ray)
+            run_id = start_run(
+                self.app.workspace, method, dataset, config, detach, name=name, ray=options
+            )
         except ThresherError as exc:
             self.post_message(self.Started(None, str(exc)))
         else:
