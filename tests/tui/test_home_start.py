@@ -120,6 +120,19 @@ async def test_resume_from_home_relaunches_the_run_detached(workspace, catalog):
     assert sorted(p.name for p in (workspace.run_dir("waiting") / "result").glob("*.parquet"))
 
 
+async def _open_form(app, pilot, method: str, dataset: str) -> StartRunScreen:
+    """Home -> n -> the start form with `method` and `dataset` picked."""
+    await settle(pilot)
+    await pilot.press("n")
+    await settle(pilot)
+    form = app.screen
+    assert isinstance(form, StartRunScreen)
+    form.query_one("#method").value = method
+    form.query_one("#dataset").value = dataset
+    await settle(pilot)
+    return form
+
+
 async def test_the_form_offers_every_field_including_ofa_encoder_settings(workspace, catalog):
     from tests.helpers.jobs import make_dataset
     from tui.app import ThresherApp
@@ -128,12 +141,7 @@ async def test_the_form_offers_every_field_including_ofa_encoder_settings(worksp
     make_dataset(catalog, "toy", n=4)
     app = ThresherApp(workspace, image_mode="none")
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot)
-        form = app.screen
-        form.query_one("#method").value = "ofa"
-        await settle(pilot)
+        form = await _open_form(app, pilot, "ofa", "toy")
         names = [f.name for f in form.fields]
         assert names[:2] == ["encode.encoder", "encode.pretrained"] and "budget" in names
         assert len(names) > 14  # no cap: the form scrolls
@@ -153,13 +161,7 @@ async def test_the_form_starts_a_run_on_ray_actors(workspace, catalog):
     make_dataset(catalog, "toy", n=12)
     app = ThresherApp(workspace, image_mode="none")
     async with app.run_test(size=(100, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot)
-        form = app.screen
-        form.query_one("#method").value = "sleepy"
-        form.query_one("#dataset").value = "toy"
-        await settle(pilot)
+        form = await _open_form(app, pilot, "sleepy", "toy")
         form.query_one("#run-name").value = "tui-ray"
         form.query_one("#param-sleep_s").value = "0"
         form.query_one("#ray-workers").value = "two"
