@@ -105,11 +105,7 @@ def assign(
     """Nearest centroid of each row: (labels int64, squared distances float32). `x` may be
     float16: it is cast block by block, never copied whole."""
     if _backend(backend) == "blas":
-        from selection.ofa.lloyd import default_threads
-
-        rows = RowBlocks(
-            len(x), block_rows(len(centroids), x.shape[1]), threads or default_threads()
-        )
+        rows = RowBlocks(len(x), len(centroids), x.shape[1], threads)
         return assign_blocked(x, None, centroids, rows)
     return _faiss_assign(x, centroids)
 
@@ -134,10 +130,11 @@ def kmeans(
     `max_points_per_centroid` caps faiss's sample (faiss's own default of 256 is overridden; the
     blas backend always uses every row). `spherical` renormalises centroids after each update.
     """
+    backend = _backend(backend)  # a bad name fails before any work
     x = np.ascontiguousarray(x, dtype=np.float32)
     x_norms = checked_sq_norms(x)  # also rejects NaN/inf, once
     centroids = kmeans_plus_plus(x, k, seed, x_norms=x_norms)
-    if _backend(backend) == "blas":
+    if backend == "blas":
         res = lloyd(
             x, centroids, iterations, x_norms=x_norms, spherical=spherical, threads=threads,
             on_iteration=on_iteration, cancelled=cancelled,

@@ -70,13 +70,14 @@ def checked_sq_norms(x: np.ndarray, offset: int = 0) -> np.ndarray:
 
 
 class RowBlocks:
-    """Fixed row blocks grouped into chunks, run on a thread pool (inline for one thread)."""
+    """Fixed row blocks (`block_rows(k, d)` rows each) grouped into chunks, run on a thread pool
+    (inline for one thread). `threads` defaults to numpy's BLAS thread count."""
 
-    def __init__(self, n: int, rows: int, threads: int):
-        self.rows = rows
-        size = rows * _CHUNK_BLOCKS
+    def __init__(self, n: int, k: int, d: int, threads: int | None = None):
+        self.rows = block_rows(k, d)
+        size = self.rows * _CHUNK_BLOCKS
         self.chunks = [(s, min(s + size, n)) for s in range(0, n, size)]
-        self.threads = max(1, min(threads, len(self.chunks)))
+        self.threads = max(1, min(threads or default_threads(), len(self.chunks)))
 
     def blocks(self, start: int, stop: int) -> Iterator[tuple[int, int]]:
         for s in range(start, stop, self.rows):
@@ -150,12 +151,13 @@ def _signed_sums(x_rows: np.ndarray, plus: np.ndarray, minus: np.ndarray | None,
     return out
 
 
-def _full_sums(x: np.ndarray, labels: np.ndarray, k: int, rows: RowBlocks) -> np.ndarray:
+def _recount(x: np.ndarray, labels: np.ndarray, k: int, rows: RowBlocks):
+    """Cluster sums (float64) and counts of a whole partition, from scratch."""
     parts = rows.run(lambda s, e: _signed_sums(x[s:e], labels[s:e], None, k, rows.rows))
     total = np.zeros((k, x.shape[1]), dtype=np.float64)
     for p in parts:  # chunk order: the same float sum whatever the thread count
         total += p
-    return total
+    return total, np.bincount(labels, minlength=k).astype(np.int64)
 
 
 def _relocate_empty(sums, counts, labels, sq, x) -> None:
@@ -201,34 +203,31 @@ def lloyd(
     k = len(centroids)
     if x_norms is None:
         x_norms = checked_sq_norms(x)
-    rows = RowBlocks(n, block_rows(k, d), threads or default_threads())
+    rows = RowBlocks(n, k, d, threads)
     c = np.array(centroids, dtype=np.float32)
-    labels: np.ndarray | None = None
-    sums = np.zeros((k, d), dtype=np.float64)
-    counts = np.zeros(k, dtype=np.int64)
+    labels: np.ndarray | None = None  # the partition `sums` and `counts` hold
     done = 0
-    sq = np.empty(0, dtype=np.float32)
     for it in range(iterations):
         if cancelled is not None and cancelled():
             break
         new, sq = assign_blocked(x, x_norms, c, rows)
-        if labels is None:
-            moved = np.arange(n)
-        else:
-            moved = np.flatnonzero(new != labels)
         done = it + 1
         if on_iteration is not None:
             on_iteration(done, float(sq.sum(dtype=np.float64)))
-        if labels is not None and len(moved) == 0:
-            return LloydResult(c, labels, sq, done)  # converged: the update would change nothing
-        if labels is None or len(moved) > _FULL_RECOUNT * n:
-            sums = _full_sums(x, new, k, rows)
-            counts = np.bincount(new, minlength=k).astype(np.int64)
+        if labels is None:
+            sums, counts = _recount(x, new, k, rows)
         else:
-            for s in range(0, len(moved), _GATHER):  # bounded copies of the moved rows
-                m = moved[s : s + _GATHER]
-                sums += _signed_sums(x[m], new[m], labels[m], k, rows.rows)
-            counts += np.bincount(new[moved], minlength=k) - np.bincount(labels[moved], minlength=k)
+            moved = np.flatnonzero(new != labels)
+            if len(moved) == 0:
+                return LloydResult(c, new, sq, done)  # converged: the update would change nothing
+            if len(moved) > _FULL_RECOUNT * n:
+                sums, counts = _recount(x, new, k, rows)
+            else:
+                for s in range(0, len(moved), _GATHER):  # bounded copies of the moved rows
+                    m = moved[s : s + _GATHER]
+                    sums += _signed_sums(x[m], new[m], labels[m], k, rows.rows)
+                counts += np.bincount(new[moved], minlength=k)
+                counts -= np.bincount(labels[moved], minlength=k)
         labels = new
         _relocate_empty(sums, counts, labels, sq, x)
         c = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
