@@ -26,7 +26,6 @@ class Format:
     line_sql: str
     help: str
     keys: tuple[str, ...] = ()  # top-level keys it writes: a source key of the same name yields
-    turn_keys: tuple[str, ...] = ()  # keys of each turn it writes
 
 
 def null_patch(keys: tuple[str, ...]) -> str:
@@ -54,13 +53,11 @@ def _turns_json(turn_sql: str, keys: tuple[str, ...]) -> str:
     )
 
 
-_MSG_KEYS = ("role", "content")
-_MESSAGES = _turns_json("{'role': t.role, 'content': t.content}", _MSG_KEYS)
-_LLAVA_TURN_KEYS = ("from", "value")
+_MESSAGES = _turns_json("{'role': t.role, 'content': t.content}", ("role", "content"))
 _LLAVA_TURNS = _turns_json(
     "{'from': CASE t.role WHEN 'user' THEN 'human' WHEN 'assistant' THEN 'gpt' ELSE t.role END, "
     "'value': t.content}",
-    _LLAVA_TURN_KEYS,
+    ("from", "value"),
 )
 
 FORMATS: dict[str, Format] = {
@@ -74,7 +71,6 @@ FORMATS: dict[str, Format] = {
             || ',"conversations":' || {_LLAVA_TURNS}{_TASK}{_REST} || '}}'""",
         "LLaVA instruction JSON: id, image (string, list, or absent), conversations from/value",
         ("id", "image", "conversations", "task"),
-        _LLAVA_TURN_KEYS,
     ),
     "swift": Format(
         "swift",
@@ -84,7 +80,6 @@ FORMATS: dict[str, Format] = {
             || ',"images":' || to_json(imgs){_TASK}{_REST} || '}}' || chr(10)""",
         "ms-swift JSONL: messages role/content with <image> tokens, images list",
         ("id", "messages", "images", "task"),
-        _MSG_KEYS,
     ),
     "sharegpt": Format(
         "sharegpt",
@@ -94,7 +89,6 @@ FORMATS: dict[str, Format] = {
             || ',"images":' || to_json(imgs){_TASK}{_REST} || '}}'""",
         "LLaMA-Factory ShareGPT multimodal JSON + dataset_info.json beside it",
         ("id", "messages", "images", "task"),
-        _MSG_KEYS,
     ),
     "ids": Format(
         "ids",
