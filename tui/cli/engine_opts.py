@@ -11,9 +11,8 @@ from typing import Any
 
 import click
 
+from selection.engines.resources import ENGINES, JUDGES  # light: no engine library is imported
 from store.errors import ThresherError
-
-ENGINE_CHOICES = ("transformers", "openai", "vllm")  # = selection.engines.resources.ENGINES
 
 
 def engine_options(model_help: str, limit_help: str) -> Callable[[Callable[..., Any]], Any]:
@@ -23,7 +22,7 @@ def engine_options(model_help: str, limit_help: str) -> Callable[[Callable[..., 
         click.option("--model", required=True, metavar="PATH_OR_NAME", help=model_help),
         click.option(
             "--engine",
-            type=click.Choice(ENGINE_CHOICES),
+            type=click.Choice(ENGINES),
             default="transformers",
             show_default=True,
             help="transformers (CPU or GPU), openai (any OpenAI-compatible server), "
@@ -40,9 +39,7 @@ def engine_options(model_help: str, limit_help: str) -> Callable[[Callable[..., 
             metavar="VAR",
             help="Environment variable holding the API key (the key is never written anywhere).",
         ),
-        click.option(
-            "--judge", type=click.Choice(["rule", "llm"]), default="rule", show_default=True
-        ),
+        click.option("--judge", type=click.Choice(JUDGES), default="rule", show_default=True),
         click.option("--judge-model", default=None, help="Model of the LLM judge (--judge llm)."),
         click.option(
             "--judge-base-url", default=None, help="Endpoint of the LLM judge (default --base-url)."
