@@ -39,6 +39,16 @@ class RayOptions:
     """GPUs reserved per actor (1 for a VLM engine or the CLIP encoder on a GPU box)."""
     cpus_per_worker: float = 1.0
 
+    @classmethod
+    def from_workers(
+        cls, workers: int, gpus_per_worker: float = 0.0, address: str | None = None
+    ) -> RayOptions | None:
+        """None for 0 workers (no Ray), else validated options: the CLI, the TUI form and the
+        detached worker all read Ray settings this way."""
+        if workers == 0:
+            return None
+        return cls(workers, address, gpus_per_worker).validate()
+
     def validate(self) -> RayOptions:
         if self.workers < 1:
             raise ThresherError(f"--ray-workers must be at least 1, got {self.workers}")

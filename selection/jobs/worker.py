@@ -18,9 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ray-gpus", type=float, default=0.0)
     ap.add_argument("--ray-address", default=None)
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    ray = None
-    if args.ray_workers:
-        ray = RayOptions(args.ray_workers, args.ray_address, gpus_per_worker=args.ray_gpus)
+    ray = RayOptions.from_workers(args.ray_workers, args.ray_gpus, args.ray_address)
     # A closing terminal must not end the job; cancellation is SIGTERM or the cancel file.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:

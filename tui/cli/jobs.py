@@ -75,13 +75,13 @@ def ray_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )
     @functools.wraps(fn)
     def wrapper(*args: Any, ray_workers: int, ray_gpus: float, ray_address: str | None, **kw: Any):
-        if ray_workers:
-            from selection.jobs import RayOptions
-
-            options = RayOptions(ray_workers, ray_address, gpus_per_worker=ray_gpus).validate()
-            click.get_current_context().meta[_RAY_KEY] = options
-        elif ray_address or ray_gpus:
+        if not ray_workers and (ray_address or ray_gpus):
             raise ThresherError("--ray-address and --ray-gpus need --ray-workers N")
+        from selection.jobs import RayOptions
+
+        options = RayOptions.from_workers(ray_workers, ray_gpus, ray_address)
+        if options is not None:
+            click.get_current_context().meta[_RAY_KEY] = options
         return fn(*args, **kw)
 
     return wrapper

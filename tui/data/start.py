@@ -115,8 +115,6 @@ def ray_options(workers: str, gpus: str) -> Any:
         g = float(gpus.strip() or "0")
     except ValueError:
         raise ThresherError(f"ray GPUs each: {gpus!r} is not a number.") from None
-    if n == 0:
-        return None
     from selection.jobs.ray_exec import RayOptions
 
-    return RayOptions(workers=n, gpus_per_worker=g).validate()
+    return RayOptions.from_workers(n, g)
