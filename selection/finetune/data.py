@@ -195,7 +195,8 @@ def read_manifest(path: str | Path) -> Manifest:
                 else ("swift" if path.suffix == ".jsonl" else "sharegpt")
             )
         turns = []
-        no_loss: list[int] = []
+        no_loss: list[int] = []  # indices among the assistant turns
+        n_answers = 0
         for j, msg in enumerate(rec[key]):
             rt = role_tag or ("from" if "from" in msg else "role")
             ct = content_tag or ("value" if "value" in msg else "content")
@@ -211,9 +212,10 @@ def read_manifest(path: str | Path) -> Manifest:
             loss = msg.get("loss")  # ms-swift: false = do not learn this answer
             if loss is not None and not isinstance(loss, bool):
                 raise ThresherError(f"{where}: turn {j} has loss {loss!r}; use true or false")
-            if role == "assistant" and loss is False:
-                no_loss.append(sum(r == "assistant" for r, _ in turns) - 1)
-        n_answers = sum(r == "assistant" for r, _ in turns)
+            if role == "assistant":
+                if loss is False:
+                    no_loss.append(n_answers)
+                n_answers += 1
         if not n_answers:
             raise ThresherError(f"{where}: no assistant turn to learn from")
         if len(no_loss) == n_answers:
