@@ -141,8 +141,8 @@ class RunView:
         if load:
             self.ensure_loaded()
         else:
-            self._early = self._latest_decisions().to_pydict()
-            self._early = dict(zip(self._early["sample_id"], self._early["action"], strict=True))
+            latest = self._latest_decisions().to_pydict()
+            self._early = dict(zip(latest["sample_id"], latest["action"], strict=True))
 
     @property
     def _res(self) -> list[str]:
