@@ -225,7 +225,8 @@ def demo_command(
     data_only: bool,
     open_tui: bool,
 ) -> None:
-    """Build the offline demo dataset and ingest it into the workspace.
+    """The whole product offline: build and ingest a demo dataset, run OFA and CLIPPER on it,
+    export OFA's selection, then open the workstation (or print a summary outside a terminal).
 
     Images are drawn with Pillow (shapes, colours, counts, positions, short words); questions come
     in task families with exact answers: yes/no, multiple choice (lettered options), counting,
