@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from store.ids import id_line_sql
+
 # JSON arrays: every row carries a ",\n" prefix and the writer drops it from the first row.
 ROW_SEP = ",\n"
 
@@ -94,8 +96,8 @@ FORMATS: dict[str, Format] = {
         "ids",
         ".txt",
         False,
-        "replace(replace(orig_id, chr(10), ' '), chr(13), ' ') || chr(10)",
-        "one original sample id a line",
+        id_line_sql("orig_id"),
+        "one original sample id a line (JSON-quoted when plain text would lose it)",
     ),
 }
 

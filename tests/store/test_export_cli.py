@@ -8,17 +8,9 @@ import pyarrow as pa
 import pytest
 
 from store.catalog import Catalog
+from tests.helpers.cli import thresher
 from tests.helpers.datasets import insert_synthetic_samples, sample_ids, write_run
 from tui.cli import main
-
-
-def thresher(ws, *args):
-    """Run the CLI in-process; returns the exit code (0 when it returned normally)."""
-    try:
-        main(["--workspace", str(ws.root), *args])
-    except SystemExit as exc:
-        return exc.code
-    return 0
 
 
 @pytest.fixture

@@ -56,7 +56,8 @@ def _run_dataset(catalog: Any, run_id: str) -> str:
     type=click.Choice(FORMAT_CHOICES),
     help="llava: LLaVA JSON (id, image, conversations). swift: ms-swift JSONL (messages, "
     "images). sharegpt: LLaMA-Factory ShareGPT JSON plus dataset_info.json beside it. "
-    "ids: one original sample id a line.",
+    "ids: one original sample id a line (JSON-quoted where plain text would lose it; "
+    "decide --ids-file reads it).",
 )
 @click.option(
     "--out",
@@ -198,6 +199,24 @@ def _parse_group(value: str | None) -> tuple[str, str] | None:
     return column.strip(), group.strip()
 
 
+def _split_ids(catalog: Any, run_id: str, values: tuple[str, ...]) -> list[str]:
+    """`--ids` values exactly as typed; a value that is no id but has commas is a list of ids."""
+    from store import decisions
+    from store.errors import NotFound
+
+    out: list[str] = []
+    for value in values:
+        if "," in value:
+            try:
+                decisions.resolve_orig_ids(catalog, run_id, [value])
+            except NotFound:
+                out.extend(part for part in value.split(",") if part)
+                continue
+        if value:
+            out.append(value)
+    return out
+
+
 @click.command("decide")
 @click.argument("run_id", metavar="RUN")
 @click.argument("action", type=click.Choice(["keep", "drop", "clear"]))
@@ -206,13 +225,13 @@ def _parse_group(value: str | None) -> tuple[str, str] | None:
     "ids",
     multiple=True,
     metavar="ID",
-    help="Original sample id (as in the source file or an `ids` export); repeat or separate "
-    "with commas.",
+    help="Original sample id, matched exactly (blanks count); repeat, or separate with commas.",
 )
 @click.option(
     "--ids-file",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="A file of original sample ids, one a line (an `ids` export works).",
+    help="A file of original sample ids, one a line, plain or as a JSON string (an `ids` "
+    "export works and keeps ids with line breaks or blanks exact).",
 )
 @click.option(
     "--group",
@@ -251,11 +270,11 @@ def decide_command(
         n = decisions.record_group(catalog, run_id, column, value, action, author=author, note=note)
         what = f"group {column}={value}"
     else:
-        if ids_file is not None:
-            wanted = [line.strip() for line in ids_file.read_text(encoding="utf-8").splitlines()]
-        else:
-            wanted = [part.strip() for item in ids for part in item.split(",")]
-        wanted = [w for w in wanted if w]
+        from store.ids import read_id_file
+
+        wanted = (
+            read_id_file(ids_file) if ids_file is not None else _split_ids(catalog, run_id, ids)
+        )
         if not wanted:
             raise ThresherError(f"no ids given{f' in {ids_file}' if ids_file else ''}.")
         sample_ids = decisions.resolve_orig_ids(catalog, run_id, wanted)
