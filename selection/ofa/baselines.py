@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from selection.jobs import RunContext, Shard, register_method, single_shard
 from selection.ofa.config import BASELINES, BaselineConfig
+from selection.ofa.neighbours import knn_sq_distances, max_earlier_cosine
 from selection.ofa.select import quota_for_budget, quota_for_ratio, rank_within_clusters
 from selection.ofa.stages import EmbedStage, KMeansStage, _clusters, load_embeddings, result_table
 
@@ -44,21 +45,18 @@ def keep_top(
     return (rank >= 0) & (rank < n_keep), rank
 
 
-def typicality(x: np.ndarray, labels: np.ndarray, k: int, neighbours: int) -> np.ndarray:
+def typicality(
+    x: np.ndarray, labels: np.ndarray, k: int, neighbours: int, backend: str = "auto"
+) -> np.ndarray:
     """TypiClust: 1 / mean Euclidean distance to the `neighbours` nearest members of the same cluster."""
-    import faiss
-
     out = np.full(len(x), np.nan, dtype=np.float32)
     for c in range(k):
         members = np.flatnonzero(labels == c)
         if len(members) < 2:
             out[members] = 0.0
             continue
-        xc = np.ascontiguousarray(x[members], dtype=np.float32)
-        index = faiss.IndexFlatL2(xc.shape[1])
-        index.add(xc)
         nn = min(neighbours, len(members) - 1) + 1  # +1: each point finds itself first
-        d, _ = index.search(xc, nn)
+        d = knn_sq_distances(x[members], nn, backend)
         out[members] = 1.0 / (np.sqrt(np.maximum(d[:, 1:], 0)).mean(1) + 1e-8)
     return out
 
@@ -77,14 +75,7 @@ def semdedup(
         if len(members) == 0:
             continue
         order = members[np.argsort(-dist[members], kind="stable")]
-        xc = np.asarray(x[order], dtype=np.float32)
-        best = np.full(len(order), -1.0, dtype=np.float32)
-        for s in range(0, len(order), block):
-            e = min(s + block, len(order))
-            sims = xc[s:e] @ xc[:e].T  # (block, e): earlier members only, below the diagonal
-            sims[np.arange(e - s)[:, None] <= np.arange(e)[None, :] - s] = -1.0
-            best[s:e] = sims.max(axis=1)
-        max_sim[order] = best
+        max_sim[order] = max_earlier_cosine(x[order], block)
     kept = (labels >= 0) & (max_sim < threshold)
     return max_sim, kept
 

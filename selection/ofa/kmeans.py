@@ -84,6 +84,11 @@ def kmeans_plus_plus(
 
 
 def faiss_uses_gpu() -> bool:
+    """True when a faiss GPU build is installed and sees a GPU (faiss is optional)."""
+    import importlib.util
+
+    if importlib.util.find_spec("faiss") is None:
+        return False
     import faiss
 
     return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
@@ -96,6 +101,10 @@ def _backend(name: str) -> str:
         raise ThresherError(f"k-means backend must be one of {', '.join(_BACKENDS)}, got {name!r}")
     if name == "auto":
         return "faiss" if faiss_uses_gpu() else "blas"
+    if name == "faiss":
+        from selection.ofa.neighbours import pick_backend
+
+        pick_backend("faiss")  # not installed: an error that says what to install
     return name
 
 

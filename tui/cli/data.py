@@ -298,7 +298,10 @@ def _torch() -> tuple[str, str]:
 
 def _faiss() -> tuple[str, str]:
     if importlib.util.find_spec("faiss") is None:
-        return "missing", "not installed (pip install faiss-cpu, or a faiss GPU build)"
+        return "ok", (
+            "not installed (optional): k-means and neighbour searches run on numpy/torch; "
+            "pip install 'thresher[faiss]' (CPU) or 'thresher[gpu]' (GPU build)"
+        )
     import faiss
 
     n = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
