@@ -17,6 +17,7 @@ from tui.cli import (
     jobs,
     ofa_cmd,
     run_cmd,
+    search_cmd,
     training,
 )
 
@@ -61,6 +62,7 @@ for module in (
     run_cmd,
     ofa_cmd,
     clipper_cmd,
+    search_cmd,
     training,
     app_cmd,
 ):
