@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from selection.ofa.lloyd import RowBlocks, assign_blocked, block_rows, checked_sq_norms, lloyd
+from selection.ofa.lloyd import (
+    RowBlocks,
+    assign_blocked,
+    block_rows,
+    checked_sq_norms,
+    lloyd,
+    one_blas_thread,
+)
 
 _BACKENDS = ("auto", "blas", "faiss")
 
@@ -30,8 +37,9 @@ def _sq_dist_to(x: np.ndarray, x_norms: np.ndarray, c: np.ndarray) -> np.ndarray
     out = np.empty((len(x), len(c)), dtype=np.float32)
     ct = np.ascontiguousarray(c.T)
     step = block_rows(len(c), x.shape[1])
-    for s in range(0, len(x), step):
-        np.matmul(x[s : s + step], ct, out=out[s : s + step])
+    with one_blas_thread():  # the same kernels whatever numpy's thread count (see lloyd.py)
+        for s in range(0, len(x), step):
+            np.matmul(x[s : s + step], ct, out=out[s : s + step])
     out *= -2.0
     out += x_norms[:, None]
     out += np.einsum("ij,ij->i", c, c)[None, :]

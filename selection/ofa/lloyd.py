@@ -10,8 +10,11 @@ Two things make the difference (bench/RESULTS.md, "OFA"):
 - **Incremental means.** Centroid sums live in float64 and only rows whose label changed are
   added or subtracted (one small one-hot product); a full recount runs only when most rows move.
 
-Row blocks have fixed boundaries and chunk partial sums are added in chunk order, so results do
-not depend on how many threads ran the chunks.
+Reproducible by construction, whatever the thread count: row blocks have fixed boundaries,
+chunk partial sums are added in chunk order, and every BLAS call runs on one BLAS thread (the
+parallelism is ours, over chunks). A multi-threaded BLAS call may split a product differently,
+and pick other kernels, than a single-threaded one; on some CPUs (OpenBLAS's Haswell and Zen
+kernels) that changed the last bit of the centroids between 1 and 3 threads.
 """
 
 from __future__ import annotations
@@ -69,6 +72,14 @@ def checked_sq_norms(x: np.ndarray, offset: int = 0) -> np.ndarray:
     return out
 
 
+@contextmanager
+def one_blas_thread():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
 class RowBlocks:
     """Fixed row blocks (`block_rows(k, d)` rows each) grouped into chunks, run on a thread pool
     (inline for one thread). `threads` defaults to numpy's BLAS thread count."""
@@ -85,14 +96,14 @@ class RowBlocks:
 
     @contextmanager
     def pool(self):
-        if self.threads == 1:
-            yield map
-            return
-        from threadpoolctl import threadpool_limits
-
-        # One BLAS thread per worker: the parallelism is ours, over chunks.
-        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(self.threads) as ex:
-            yield ex.map
+        # One BLAS thread per call, for one thread too: the same kernels on the same blocks
+        # whatever `threads` is, so the result is bit-identical for any thread count.
+        with one_blas_thread():
+            if self.threads == 1:
+                yield map
+                return
+            with ThreadPoolExecutor(self.threads) as ex:
+                yield ex.map
 
     def run(self, fn: Callable[[int, int], object]) -> list:
         with self.pool() as mapper:
@@ -223,9 +234,10 @@ def lloyd(
             if len(moved) > _FULL_RECOUNT * n:
                 sums, counts = _recount(x, new, k, rows)
             else:
-                for s in range(0, len(moved), _GATHER):  # bounded copies of the moved rows
-                    m = moved[s : s + _GATHER]
-                    sums += _signed_sums(x[m], new[m], labels[m], k, rows.rows)
+                with one_blas_thread():
+                    for s in range(0, len(moved), _GATHER):  # bounded copies of the moved rows
+                        m = moved[s : s + _GATHER]
+                        sums += _signed_sums(x[m], new[m], labels[m], k, rows.rows)
                 counts += np.bincount(new[moved], minlength=k)
                 counts -= np.bincount(labels[moved], minlength=k)
         labels = new
