@@ -78,8 +78,8 @@ class Catalog:
                     holder = f"process {pid.group(1)}" if pid else "another process"
                     raise CatalogBusy(
                         f"{self.path} is held by {holder} for longer than {self.busy_timeout:.0f}s. "
-                        "Thresher jobs never hold it; close the other thresher command or raise "
-                        "--busy-timeout."
+                        "Thresher jobs never hold it; close the other thresher command (or the "
+                        "open workstation) and try again."
                     ) from exc
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.5)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from store.errors import ThresherError
+from store.redact import redact
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,14 @@ ChatRequest = tuple[Turn, ...]
 
 
 class EngineError(ThresherError):
-    """An engine could not answer (server down, model missing, feature unsupported)."""
+    """An engine could not answer (server down, model missing, feature unsupported).
+
+    Its text is redacted on construction: a server that echoes the API key in an error body
+    cannot get it into a log, status.json or the terminal through us.
+    """
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(redact(message), *args)
 
 
 class NotSupported(EngineError):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from selection.engines.base import ChatRequest, EngineError, NotSupported, check_request
+from store.redact import add_secret, redact
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -117,6 +118,7 @@ class OpenAIEngine:
         key = os.environ.get(self.api_key_env)
         headers = {"Content-Type": "application/json"}
         if key:
+            add_secret(key)  # whatever the server echoes back is masked before it is written
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
@@ -144,7 +146,7 @@ class OpenAIEngine:
                 except httpx.TimeoutException:
                     status, last, retry_after = None, f"timed out after {self.timeout_s:g}s", None
                 except httpx.TransportError as exc:
-                    status, last, retry_after = None, f"connection failed ({exc})", None
+                    status, last, retry_after = None, redact(f"connection failed ({exc})"), None
                 else:
                     status, retry_after = resp.status_code, resp.headers.get("Retry-After")
                     last = f"HTTP {status}"
@@ -166,7 +168,8 @@ class OpenAIEngine:
                 await asyncio.sleep(delay)
         raise EngineError(
             f"{self.url} failed {self.max_retries} times (last: {last}); "
-            "check that the server is up, or raise --concurrency/timeouts accordingly"
+            "check that the server is up, or lower the load with --engine-opt concurrency=N and "
+            "allow slower answers with --engine-opt timeout_s=SECONDS"
         )
 
     def _record(self, body: dict, status: int | None, attempt: int, seconds: float) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from selection.jobs.telemetry import GpuSampler
 from store import runs
+from store.redact import redact
 
 EventHook = Callable[[dict[str, Any]], None]
 
@@ -143,6 +144,13 @@ class RunContext:
         return event
 
 
+class _RedactingFormatter(logging.Formatter):
+    """job.log lines (tracebacks included) pass store.redact: no API key reaches the file."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def _job_logger(run_dir: Path, run_id: str) -> logging.Logger:
     """A logger writing to <run>/job.log; one handler per run folder even if the runner is reused."""
     logger = logging.getLogger(f"thresher.job.{run_id}")
@@ -154,6 +162,6 @@ def _job_logger(run_dir: Path, run_id: str) -> logging.Logger:
             logger.removeHandler(h)
             h.close()
         handler = logging.FileHandler(target)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
     return logger

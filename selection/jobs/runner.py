@@ -29,6 +29,7 @@ from selection.jobs.registry import (
 from selection.jobs.stage import shard_path, write_shard_file
 from store import runs
 from store.errors import NotFound, ThresherError
+from store.redact import redact
 
 
 class JobFailed(ThresherError):
@@ -209,7 +210,7 @@ def run_job(
             raise
         except BaseException as exc:
             ctx.log.error("run %s failed:\n%s", ctx.run_id, traceback.format_exc())
-            error = f"{type(exc).__name__}: {exc}"
+            error = redact(f"{type(exc).__name__}: {exc}")
             stage = ctx._stage or "(setup)"
             _finish(ctx, "failed", "run_failed", error=error, stage=stage)
             raise JobFailed(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import traceback
 
 from selection.jobs.ray_exec import RayOptions
 from selection.jobs.runner import run_job
 from store.errors import ThresherError
+from store.redact import redact
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status = run_job(args.run_dir, ray=ray)
     except ThresherError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {redact(exc)}", file=sys.stderr, flush=True)
+        return 1
+    except Exception:  # stderr is job.log: the traceback goes there, redacted
+        print(redact(traceback.format_exc()), file=sys.stderr, flush=True)
         return 1
     print(f"run finished: {status}", flush=True)
     return 0

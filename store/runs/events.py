@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from store.redact import redact
 from store.runs.layout import PROGRESS
 
 
 def append_event(run_dir: Path, event: dict[str, Any]) -> None:
     """One JSON line, written with a single O_APPEND write so a reader sees whole lines or a tail."""
+    if event.get("error"):
+        event = {**event, "error": redact(event["error"])}  # never a key echoed by a server
     line = (json.dumps(event, separators=(",", ":"), default=float) + "\n").encode()
     fd = os.open(run_dir / PROGRESS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

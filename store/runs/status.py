@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from store.errors import ThresherError
+from store.redact import redact
 from store.runs.layout import (
     CANCEL,
     INTERRUPTED,
@@ -55,6 +56,8 @@ def write_status(run_dir: Path, status: str, **fields: Any) -> dict[str, Any]:
         raise ValueError(f"unknown status {status!r}")
     current = _read_status_file(run_dir)
     current.update(fields)
+    if current.get("error"):
+        current["error"] = redact(current["error"])  # a server may have echoed a key into it
     current["status"] = status
     current["updated_at"] = time.time()
     write_json_atomic(run_dir / STATUS, current)
