@@ -133,8 +133,13 @@ def _write_run(
     return run_dir
 
 
-def make_ofa_run(catalog: Catalog, run_id: str = "ofa-1", dataset_id: int = 1, k: int = 4) -> Path:
-    """Clusters i % k; confidence falls with i within a cluster; the 3 least confident per cluster kept."""
+def make_ofa_run(
+    catalog: Catalog, run_id: str = "ofa-1", dataset_id: int = 1, k: int = 4, n_excluded: int = 0
+) -> Path:
+    """Clusters i % k; confidence falls with i within a cluster; the 3 least confident per cluster kept.
+
+    The last `n_excluded` samples are left out of clustering the way OFA leaves out flagged ones:
+    cluster and confidence NULL, never selected."""
     inp = _input_table(catalog, dataset_id)
     n = inp.num_rows
     idx = np.arange(n)
@@ -145,12 +150,14 @@ def make_ofa_run(catalog: Catalog, run_id: str = "ofa-1", dataset_id: int = 1, k
     n_per = np.bincount(cluster, minlength=k)
     selected = rank >= n_per[cluster] - 3
     core_set = distance < 0.5
+    excluded = idx >= n - n_excluded
+    selected &= ~excluded
     result = pa.table(
         {
             "sample_id": inp["sample_id"],
-            "cluster": cluster,
-            "confidence": confidence,
-            "distance": distance,
+            "cluster": pa.array(cluster, mask=excluded),
+            "confidence": pa.array(confidence, mask=excluded),
+            "distance": pa.array(distance, mask=excluded),
             "core_set": core_set,
             "selected": selected,
         }

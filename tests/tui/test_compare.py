@@ -38,3 +38,44 @@ async def test_compare_sizes_overlap_histograms_and_coverage(app):
         text = widget_text(screen.query_one("#compare-table"))
         assert "Jaccard overlap" in text and "log perplexity histogram" in text
         assert "no evaluations in the catalog yet" in text or "Fine-tune evaluations" in text
+
+
+async def test_compare_with_samples_left_out_of_clustering(workspace, catalog):
+    """OFA writes cluster NULL for samples it excluded; compare used to hang on "computing…"."""
+    from tests.tui.fake_runs import add_dataset, make_ofa_run
+    from tui.app import ThresherApp
+
+    add_dataset(catalog)
+    make_ofa_run(catalog, n_excluded=8)
+    app = ThresherApp(workspace, image_mode="none")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_compare(["ofa-1"])
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CompareScreen) and screen.comparison is not None
+        # 4 clusters among the 52 clustered samples; the 8 left out count towards none
+        assert screen.comparison.coverage["full"] == (4, 4)
+        assert "computing" not in widget_text(screen.query_one("#compare-table"))
+
+
+async def test_a_failing_worker_is_reported_and_the_screen_stays_usable(app, monkeypatch):
+    """One error path: the exception reaches a notification and the placeholder, not a silent log."""
+    import tui.screens.compare as compare_screen
+
+    def broken(views, catalog=None):
+        raise TypeError("'<' not supported between instances of 'NoneType' and 'int'")
+
+    monkeypatch.setattr(compare_screen, "compare", broken)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_compare(["ofa-1"])
+        await settle(pilot)
+        screen = app.screen
+        text = widget_text(screen.query_one("#compare-table"))
+        assert "could not compare: TypeError: '<' not supported" in text
+        notes = [n.message for n in app._notifications]
+        assert any("compare failed: TypeError" in m for m in notes), notes
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, CompareScreen)

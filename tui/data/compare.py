@@ -61,13 +61,9 @@ def compare(views: list[RunView], catalog: Catalog | None = None, bins: int = 12
     result = Comparison(sels, jaccard([s.ids for s in sels]))
     ppl_view = next((v for v in views if "log_ppl" in v.columns), None)
     if ppl_view is not None:
-        with ppl_view._lock:
-            found = rows(
-                ppl_view._con,
-                "SELECT sample_id, log_ppl FROM base WHERE log_ppl IS NOT NULL ORDER BY sample_id",
-            )
-        ids = np.array([r[0] for r in found], dtype=np.int64)
-        ppl = np.array([r[1] for r in found], dtype=np.float64)
+        found = ppl_view.column_values("log_ppl")
+        ids = found["sample_id"].to_numpy()
+        ppl = found["value"].to_numpy().astype(np.float64)
         if len(ppl):
             edges = np.histogram_bin_edges(ppl, bins=bins)
             result.ppl_bins = edges
@@ -76,12 +72,10 @@ def compare(views: list[RunView], catalog: Catalog | None = None, bins: int = 12
                 result.ppl_hist[s.name] = np.histogram(ppl[mask], bins=edges)[0]
     cluster_view = next((v for v in views if "cluster" in v.columns), None)
     if cluster_view is not None:
-        with cluster_view._lock:
-            found = rows(
-                cluster_view._con, "SELECT sample_id, cluster FROM base ORDER BY sample_id"
-            )
-        ids = np.array([r[0] for r in found], dtype=np.int64)
-        clusters = np.array([r[1] for r in found])
+        # samples OFA left out of clustering (flagged) have cluster NULL: they belong to no cluster
+        found = cluster_view.column_values("cluster")
+        ids = found["sample_id"].to_numpy()
+        clusters = found["value"].to_numpy()
         k = len(np.unique(clusters))
         for s in sels:
             mask = np.isin(ids, s.ids, assume_unique=True)

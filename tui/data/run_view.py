@@ -391,6 +391,18 @@ class RunView:
                 out.append(GroupRow(GroupKey("selection", name), *r))
         return out
 
+    def column_values(self, column: str) -> pa.Table:
+        """(sample_id, value) of every row whose `column` is not NULL, by sample id."""
+        self.ensure_loaded()
+        if column not in self.columns:
+            raise NotFound(f"run {self.run_id} has no column {column!r}.")
+        with self._lock:
+            return arrow(
+                self._con,
+                f"SELECT sample_id, {q(column)} AS value FROM base WHERE {q(column)} IS NOT NULL "
+                "ORDER BY sample_id",
+            )
+
     def totals(self) -> tuple[int, int, int]:
         """(samples, effective keeps, overrides) over the whole run: the header line."""
         self.ensure_loaded()

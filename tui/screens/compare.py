@@ -13,11 +13,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from tui.data.compare import Comparison, compare
 from tui.data.run_view import RunView
+from tui.screens.base import ThresherScreen, describe
 from tui.screens.monitor import sparkline
 
 
@@ -62,7 +62,7 @@ def render_comparison(c: Comparison) -> Group:
     return Group(*parts)
 
 
-class CompareScreen(Screen):
+class CompareScreen(ThresherScreen):
     HELP = (
         "## Compare\n\nEvery selection of the runs (the first of each run, marked *, includes your "
         "overrides) against the full dataset: size, pairwise Jaccard overlap, log-perplexity "
@@ -70,6 +70,7 @@ class CompareScreen(Screen):
         "and fine-tune accuracies once evaluations exist."
     )
     BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="compare.back")]
+    WORK_LABELS = {"compare": "compare"}
 
     @dataclass
     class Ready(Message):
@@ -98,3 +99,8 @@ class CompareScreen(Screen):
     def on_compare_screen_ready(self, message: Ready) -> None:
         self.comparison = message.comparison
         self.query_one("#compare-table", Static).update(render_comparison(message.comparison))
+
+    def worker_failed(self, group: str, error: BaseException | None) -> None:
+        self.query_one("#compare-table", Static).update(
+            Text(f"could not compare: {describe(error)}")
+        )
