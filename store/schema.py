@@ -100,6 +100,22 @@ MIGRATIONS: list[str] = [
         options          VARCHAR                -- JSON: limit, max_new_tokens, engine options
     );
     """,
+    # 3: tags and notes on samples, append-only like decisions. The latest add/remove row of a
+    # (sample, tag) says whether the tag is on; notes accumulate. Samples, not runs: a tag
+    # follows the sample into every run and export (store/tags.py).
+    """
+    CREATE SEQUENCE IF NOT EXISTS tag_seq START 1;
+    CREATE TABLE IF NOT EXISTS tags (
+        seq        BIGINT PRIMARY KEY,      -- append order; the latest seq per (sample, tag) wins
+        sample_id  BIGINT NOT NULL,
+        tag        VARCHAR,                 -- NULL on a note row
+        action     VARCHAR NOT NULL CHECK (action IN ('add', 'remove', 'note')),
+        note       VARCHAR,                 -- the text of a note row
+        run_id     VARCHAR,                 -- the run it was made in, when made while reviewing one
+        author     VARCHAR NOT NULL,
+        tagged_at  TIMESTAMP NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

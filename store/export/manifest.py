@@ -37,6 +37,7 @@ from store.export.formats import (
     sharegpt_dataset_info,
 )
 from store.ingest.formats import TURN_EXTRA
+from store.tags import sidecar_tags
 
 # Flags that mean "the image is not usable": skipped unless include_flagged.
 IMAGE_FLAGS = ("missing_image", "corrupt_image", "path_escape")
@@ -374,6 +375,10 @@ def export(
                     "log_entries": n_log,
                     "last_seq": last_seq,
                 }
+            meta["tags"] = sidecar_tags(
+                con,
+                "SELECT sample_id, orig_id FROM _export_snapshot WHERE status IN ('ok', 'fixed')",
+            )
             sidecar = target.with_name(target.name + ".meta.json")
             temps.append(_atomic_text(sidecar, json.dumps(meta, indent=2) + "\n"))
             extra: list[tuple[Path, Path]] = []
