@@ -42,6 +42,11 @@ class Workspace:
         """Datasets Thresher generates (the demo); ingested user data is referenced, not copied."""
         return self.root / "data"
 
+    @property
+    def images_dir(self) -> Path:
+        """Embedded images (Hub Parquet bytes, data URLs), content-addressed: store/images.py."""
+        return self.root / "images"
+
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / run_id
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 
 from store.catalog import Catalog
 from store.errors import IngestError
-from store.ingest import fast
+from store.images import ImageStore
+from store.ingest import fast, shards
 from store.ingest import formats as F
 from store.ingest.finish import FLAGS, LONG_TEXT_CHARS, SAMPLE_SCHEMA, finish
 from store.ingest.images import CHECK_MODES, ImageChecker
@@ -62,6 +63,10 @@ class IngestReport:
     seconds: float = 0.0
     fingerprint: str = ""
     engine: str = "python"  # which reader ran: duckdb (fast path) or python
+    # Embedded images (store/images.py): files this ingest wrote, and ones already stored.
+    images_written: int = 0
+    images_reused: int = 0
+    image_bytes_written: int = 0
 
     @property
     def samples_per_s(self) -> float:
@@ -85,7 +90,7 @@ def _resolve_root(image_root: str | os.PathLike[str] | None, default: Path) -> s
 
 def ingest(
     catalog: Catalog,
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     name: str | None = None,
     fmt: str = "auto",
@@ -96,7 +101,11 @@ def ingest(
     progress: Callable[[IngestProgress], None] | None = None,
     engine: str = "auto",
 ) -> IngestReport:
-    """Ingest one dataset file into the catalog as dataset `name` (default: the file's stem).
+    """Ingest one dataset into the catalog as dataset `name` (default: the file's stem).
+
+    `path` is a data file, a folder or glob of shards (or a list of files), read in name order as
+    one dataset; Hub-style Parquet and typed chat content go through shards.py / hub.py, which
+    store embedded images in the workspace's images/ folder (store/images.py).
 
     Re-ingesting under the same name keeps the sample id of every orig_id seen before. The whole
     file is read and checked before the catalog is touched; a fatal problem raises IngestError
@@ -115,6 +124,13 @@ def ingest(
             f"unknown image check {check_images!r}; choose one of {', '.join(CHECK_MODES)}."
         )
     mapping = F.check_mapping(mapping)
+    if isinstance(path, (list, tuple)) and len(path) == 1:
+        path = path[0]
+    plan = shards.plan(path, fmt, mapping)
+    if plan is not None:
+        return _ingest_plan(catalog, plan, name, image_root, mapping, check_images, progress, t0)
+    if not isinstance(path, (str, os.PathLike)):
+        raise IngestError("no files to ingest: pass a data file, a folder or a glob of shards.")
     src = Path(path).expanduser()
     if src.is_dir() and (src / "dataset_info.json").exists():
         src = src / "dataset_info.json"
@@ -189,22 +205,42 @@ def ingest(
     if progress:
         progress(IngestProgress("read", size, size, n))
 
+    options = {**spec.options, "check_images": check_images}
+    if mapping:
+        options["mapping"] = mapping
+    options = {**options, "engine": used}
+    return _commit(
+        catalog, norm, name, fmt, str(data_file), root, options, check_images, progress, t0
+    )
+
+
+def _commit(
+    catalog: Catalog,
+    norm: pa.Table,
+    name: str,
+    fmt: str,
+    source: str,
+    root: str,
+    options: dict,
+    check_images: str,
+    progress: Callable[[IngestProgress], None] | None,
+    t0: float,
+) -> IngestReport:
+    """Flag, id and merge the normalised rows in one transaction; the report of the ingest."""
+    n = norm.num_rows
+    used = options["engine"]
     checker = ImageChecker(check_images)
     try:
         done = finish(norm, root, checker)
     finally:
         checker.close()
-    options = {**spec.options, "check_images": check_images}
-    if mapping:
-        options["mapping"] = mapping
-    options = {**options, "engine": used}
     if progress:
         progress(IngestProgress("write", 0, n, n))
     ids = merge(
         catalog,
         name=name,
         fmt=fmt,
-        source_path=str(data_file),
+        source_path=source,
         image_root=root,
         options=options,
         staged=done.table,
@@ -217,7 +253,7 @@ def ingest(
         dataset=name,
         dataset_id=ids.dataset_id,
         format=fmt,
-        source_path=str(data_file),
+        source_path=source,
         image_root=root,
         n_samples=n,
         n_new=ids.n_new,
@@ -230,6 +266,62 @@ def ingest(
         fingerprint=done.fingerprint,
         engine=used,
     )
+
+
+def _ingest_plan(
+    catalog: Catalog,
+    plan: shards.Plan,
+    name: str | None,
+    image_root: str | os.PathLike[str] | None,
+    mapping: dict[str, str],
+    check_images: str,
+    progress: Callable[[IngestProgress], None] | None,
+    t0: float,
+) -> IngestReport:
+    """Hub-style sources: stream the shards, storing embedded images, then commit as usual."""
+    root = _resolve_root(image_root, plan.default_root)
+    total = sum(plan.sizes)
+    if progress:
+        progress(IngestProgress("read", 0, total, 0))
+
+    def on_batch(done: int, total: int, rows: int) -> None:
+        if progress:
+            progress(IngestProgress("read", done, total, rows))
+
+    store = ImageStore(catalog.workspace.images_dir)
+    try:
+        result = shards.read(plan, store, on_batch)
+    finally:
+        store.close()
+    if result.n_rows == 0:
+        raise IngestError(f"{plan.source}: holds no samples; nothing to ingest.")
+    if not result.had_conversation:
+        raise IngestError(
+            f"{plan.source}: none of the {result.n_rows} samples has the field "
+            f"{plan.keys.conv!r} that the {plan.fmt} format needs. Check --format, or map the "
+            "columns with --map."
+        )
+    options: dict = {"files": len(plan.files), "first_file": str(plan.files[0])}
+    options["check_images"] = check_images
+    if mapping:
+        options["mapping"] = mapping
+    options["engine"] = "python"
+    report = _commit(
+        catalog,
+        result.norm,
+        name or plan.name,
+        plan.fmt,
+        plan.source,
+        root,
+        options,
+        check_images,
+        progress,
+        t0,
+    )
+    report.images_written = store.stats.written
+    report.images_reused = store.stats.reused
+    report.image_bytes_written = store.stats.bytes_written
+    return report
 
 
 def _read_rows(

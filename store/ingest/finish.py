@@ -28,7 +28,10 @@ FLAGS = (
     "duplicate_id",
     "empty_answer",
     "long_text",
+    "remote_image",
 )
+# An image given as a URL (scheme://...) is not fetched: flagged remote_image, never opened.
+REMOTE_RE = r"^[A-Za-z][A-Za-z0-9+.-]*://"
 
 SAMPLE_SCHEMA = pa.schema(
     [
@@ -117,9 +120,17 @@ def finish(norm: pa.Table, root: str, checker: ImageChecker) -> Finished:
     images_raw = norm.column("images_raw").combine_chunks()
     counts = pc.list_value_length(images_raw).fill_null(0).to_numpy(zero_copy_only=False)
     parents = np.repeat(np.arange(n), counts)
-    resolved, escaped = resolve_all(images_raw.flatten(), root)
+    flat_raw = images_raw.flatten()
+    resolved, escaped = resolve_all(flat_raw, root)
+    remote = (
+        pc.match_substring_regex(flat_raw, REMOTE_RE)
+        .fill_null(False)
+        .to_numpy(zero_copy_only=False)
+    )
+    if remote.any():
+        resolved = pc.if_else(pa.array(remote), flat_raw, resolved)  # a URL stays a URL
     # Never touch a path that escapes the root, not even with a stat.
-    state = checker.check(resolved, skip=escaped)
+    state = checker.check(resolved, skip=escaped | remote)
 
     def any_per_row(element_mask: np.ndarray) -> np.ndarray:
         return np.bincount(parents[element_mask], minlength=n) > 0
@@ -135,6 +146,7 @@ def finish(norm: pa.Table, root: str, checker: ImageChecker) -> Finished:
             dup,
             empty.to_numpy(zero_copy_only=False),
             norm.column("chars").to_numpy() > LONG_TEXT_CHARS,
+            any_per_row(remote),
         ]
     )
     rows, kinds = np.nonzero(masks)  # row-major: each row's flags in FLAGS order

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from store.errors import IngestError
 
-FORMATS = ("auto", "llava", "swift", "sharegpt", "table")
+# cauldron / trl / openai / qwen: Hub and chat shapes read by hub.py (via shards.py).
+FORMATS = ("auto", "llava", "swift", "sharegpt", "table", "cauldron", "trl", "openai", "qwen")
 IMAGE_TOKEN = "<image>"
 # Keys a --map may set for the table format (and override for the conversation formats).
 MAPPING_KEYS = ("id", "image", "question", "answer", "conversation", "task", "system")
@@ -350,9 +351,8 @@ def _turns(value: object, spec: Spec) -> tuple[list[tuple[str, str]], list[dict]
             content = ""
         elif not isinstance(content, str):
             raise SampleError(
-                f"turn {i} content is {type(content).__name__}; expected text (multimodal "
-                "content lists are not supported: put images in the images field and "
-                "<image> in the text)"
+                f"turn {i} content is {type(content).__name__}; expected text (lists of "
+                "typed parts are read with --format trl, openai or qwen)"
             )
         turns.append((role, content))
         rests.append({k: v for k, v in turn.items() if k not in modelled})

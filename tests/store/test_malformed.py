@@ -82,11 +82,11 @@ FATAL = {
         {},
         r"image field is int",
     ),
-    "content is a list": (
+    "content is a number": (  # lists of typed parts are read now (tests/store/test_ingest_hub.py)
         "t.jsonl",
-        json.dumps({"messages": [{"role": "user", "content": [{"type": "text"}]}]}).encode(),
+        json.dumps({"messages": [{"role": "user", "content": 5}]}).encode(),
         {"fmt": "swift"},
-        r"turn 0 content is list",
+        r"turn 0 content is int",
     ),
     "required field missing in every row": (
         "t.json",

@@ -1,0 +1,144 @@
+"""The workspace's content-addressed image store: embedded image bytes written once, by sha256.
+
+An image that arrives as bytes (Hub Parquet `struct<bytes, path>`, a base64 data URL) is stored as
+`images/<first 2 hex>/<sha256>.<ext>`, the extension read from its magic bytes. The name is the
+content, so the same picture in two samples or two datasets is one file, and ingesting the same
+data again writes nothing. Each file is written to `images/.incoming/` and renamed into place, so
+a reader never sees half a file; an interrupted ingest leaves nothing there that the next one does
+not sweep (temp names carry the writer's pid) or reuse (finished files are content-addressed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+# (offset, magic, extension): enough to name every format Pillow reads in VLM data.
+_MAGIC = (
+    (0, b"\x89PNG\r\n\x1a\n", "png"),
+    (0, b"\xff\xd8\xff", "jpg"),
+    (0, b"GIF87a", "gif"),
+    (0, b"GIF89a", "gif"),
+    (8, b"WEBP", "webp"),
+    (0, b"BM", "bmp"),
+    (0, b"II*\x00", "tif"),
+    (0, b"MM\x00*", "tif"),
+    (4, b"ftypavif", "avif"),
+    (4, b"ftypheic", "heic"),
+)
+UNKNOWN_EXT = "bin"  # bytes that are no image we know: stored, then flagged corrupt_image
+INCOMING = ".incoming"
+_CHUNK = 64  # images per pool task: hashing and writing release the GIL, the loop does not
+
+
+def sniff(data: bytes | memoryview) -> str:
+    """The file extension that the magic bytes of `data` announce ('bin' when none does)."""
+    head = bytes(data[:16])
+    for offset, magic, ext in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return ext
+    return UNKNOWN_EXT
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+@dataclass
+class StoreStats:
+    written: int = 0  # new files
+    reused: int = 0  # already in the store (this ingest, an earlier one, another dataset)
+    bytes_written: int = 0
+
+
+class ImageStore:
+    """Writes image bytes into `root` (the workspace's images/ folder), content-addressed."""
+
+    def __init__(self, root: Path, workers: int = 4) -> None:
+        self.root = Path(root)
+        self.incoming = self.root / INCOMING
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        self.stats = StoreStats()
+        self._known: dict[str, str] = {}  # digest -> path, for repeats within this ingest
+        self._dirs: set[str] = set()
+        self._tag = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self._pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        self.sweep()
+
+    def sweep(self) -> int:
+        """Remove temp files left by writers that are no longer running; returns how many."""
+        removed = 0
+        for entry in os.scandir(self.incoming):
+            pid = entry.name.split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                Path(entry.path).unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def path_for(self, digest: str, ext: str) -> str:
+        return os.path.join(self.root, digest[:2], f"{digest}.{ext}")
+
+    def _put(self, data: bytes) -> tuple[str, int]:
+        """(path, bytes written: 0 when the file was already there)."""
+        digest = hashlib.sha256(data).hexdigest()
+        known = self._known.get(digest)
+        if known is not None:
+            return known, 0
+        final = self.path_for(digest, sniff(data))
+        try:
+            if os.stat(final).st_size == len(data):
+                self._known[digest] = final
+                return final, 0
+        except FileNotFoundError:
+            pass
+        folder = os.path.dirname(final)
+        if folder not in self._dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._dirs.add(folder)
+        tmp = os.path.join(self.incoming, f"{self._tag}-{digest}-{secrets.token_hex(4)}")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, final)  # atomic: a reader sees no file or the whole file
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._known[digest] = final
+        return final, len(data)
+
+    def _put_chunk(self, blobs: Sequence[bytes]) -> list[tuple[str, int]]:
+        return [self._put(b) for b in blobs]
+
+    def put_many(self, blobs: Sequence[bytes]) -> list[str]:
+        """Store every blob (in a thread pool); returns their paths in order."""
+        if self._pool is None or len(blobs) <= _CHUNK:
+            results = self._put_chunk(blobs)
+        else:
+            chunks = [blobs[i : i + _CHUNK] for i in range(0, len(blobs), _CHUNK)]
+            results = [r for part in self._pool.map(self._put_chunk, chunks) for r in part]
+        for _, n in results:
+            if n:
+                self.stats.written += 1
+                self.stats.bytes_written += n
+            else:
+                self.stats.reused += 1
+        return [p for p, _ in results]
+
+    def close(self) -> None:
+        """Wait for writes in flight, then remove this writer's temp files (an interrupt)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for entry in os.scandir(self.incoming):
+            if entry.name.startswith(self._tag + "-"):
+                Path(entry.path).unlink(missing_ok=True)

@@ -1,0 +1,268 @@
+"""Hub-style sources: a file, folder or glob of shards read as one dataset, one batch at a time.
+
+`plan()` decides whether a path is for this reader (a folder or glob of shards, Parquet in a
+shape hub.py knows, JSON whose images or content parts need it) and checks every shard's schema
+against the first before anything is written. `read()` streams the shards in name order, a few
+hundred rows at a time, stores embedded images as it goes and returns the normalised text columns,
+so a folder of 20 GB of shards costs one batch of image bytes in memory, not the folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import pyarrow as pa
+
+from store.errors import IngestError
+from store.images import ImageStore
+from store.ingest import hub
+from store.ingest.normalize import RowNormaliser
+from store.ingest.readers import Progress, Record, iter_records
+
+PARQUET = (".parquet", ".pq")
+DATA_EXTS = (*PARQUET, ".jsonl", ".json")
+ROWS_PER_BATCH = 256  # rows whose image bytes are alive at once (~8 MB of 30 KB images)
+NORM_BATCH = 16384
+
+
+@dataclass
+class Plan:
+    files: list[Path]
+    fmt: str
+    source: str  # recorded as the dataset's source_path
+    name: str  # default dataset name
+    default_root: Path  # relative image paths resolve here unless --image-root
+    keys: hub.Keys
+    sizes: list[int] = field(default_factory=list)
+
+    @property
+    def parquet(self) -> bool:
+        return self.files[0].suffix.lower() in PARQUET
+
+
+def _is_data(path: Path, top: Path) -> bool:
+    rel = path.relative_to(top).parts
+    return (
+        path.suffix.lower() in DATA_EXTS
+        and not any(p.startswith(".") for p in rel)  # .cache/ of huggingface_hub, temp files
+        and path.name != "dataset_info.json"
+        and path.is_file()
+    )
+
+
+def _several(path: object) -> tuple[list[Path], str, Path, str] | None:
+    """(files in name order, source text, folder, default name) for a folder, glob or list of
+    files; None when `path` is one file (or missing: the caller reports that)."""
+    if isinstance(path, (list, tuple)):
+        if len(path) == 1:
+            return _several(path[0])
+        files = sorted((Path(p).expanduser().resolve() for p in path), key=lambda p: p.name)
+        for f in files:
+            if not f.is_file():
+                raise IngestError(f"{f}: no such file. Check the shard list and try again.")
+        top = Path(os.path.commonpath([str(f.parent) for f in files]))
+        return files, f"{top}/{{{len(files)} files}}", top, top.name
+    text = os.path.expanduser(os.fspath(path))  # type: ignore[call-overload]
+    p = Path(text)
+    if p.is_dir():
+        if (p / "dataset_info.json").exists():
+            return None  # LLaMA-Factory's layout: the existing reader
+        p = p.resolve()
+        files = sorted((f for f in p.rglob("*") if _is_data(f, p)), key=lambda f: str(f))
+        if not files:
+            raise IngestError(
+                f"{p} is a folder with no .parquet, .jsonl or .json files; point ingest at a "
+                "data file, a folder of shards, or a LLaMA-Factory dataset_info.json."
+            )
+        return files, str(p), p, p.name
+    if not p.exists() and any(c in text for c in "*?["):
+        files = sorted(Path(f).resolve() for f in glob.glob(text, recursive=True))
+        files = [f for f in files if f.is_file()]
+        if not files:
+            raise IngestError(f"{text}: no file matches this pattern. Check the path.")
+        top = Path(os.path.commonpath([str(f.parent) for f in files]))
+        return files, os.path.abspath(text), top, top.name
+    return None
+
+
+def _schema(path: Path) -> pa.Schema:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path)
+    except Exception as exc:  # pyarrow raises several types for a bad footer
+        raise IngestError(
+            f"{path}: file footer: not a readable Parquet file ({exc}). Check the file is "
+            "complete (an interrupted download?) and fetch it again."
+        ) from None
+
+
+def check_schemas(files: Sequence[Path]) -> pa.Schema:
+    """The first shard's schema; any shard that differs raises naming the shard and column."""
+    first = _schema(files[0])
+    for f in files[1:]:
+        other = _schema(f)
+        for fld in first:
+            idx = other.get_field_index(fld.name)
+            if idx < 0:
+                raise IngestError(
+                    f"{f}: shard has no column {fld.name!r}, which the first shard "
+                    f"{files[0].name} has ({fld.type}). Shards of one dataset must share a "
+                    "schema; ingest this shard as its own dataset or fix it."
+                )
+            got = other.field(idx).type
+            if got != fld.type and not (pa.types.is_null(got) or pa.types.is_null(fld.type)):
+                raise IngestError(
+                    f"{f}: column {fld.name!r} is {got} here but {fld.type} in the first shard "
+                    f"{files[0].name}. Shards of one dataset must share a schema."
+                )
+        for name in other.names:
+            if first.get_field_index(name) < 0:
+                raise IngestError(
+                    f"{f}: shard has a column {name!r} that the first shard {files[0].name} "
+                    "lacks. Shards of one dataset must share a schema."
+                )
+    return first
+
+
+def _first_record(path: Path) -> object:
+    records = iter_records(path, Progress(path.stat().st_size))
+    try:
+        first = next(records, None)
+    finally:
+        records.close()  # type: ignore[attr-defined]
+    return first.value if first else None
+
+
+def plan(path: object, fmt: str, mapping: dict[str, str]) -> Plan | None:
+    """A Plan when this reader should take `path`, None to leave it to the single-file reader."""
+    several = _several(path)
+    if several is None:
+        if isinstance(path, (list, tuple)):
+            return None
+        p = Path(os.path.expanduser(os.fspath(path)))  # type: ignore[call-overload]
+        if not p.is_file():
+            return None
+        if p.name == "dataset_info.json":
+            return None
+        p = p.resolve()
+        files, source, top, name = [p], str(p), p.parent, p.stem or p.name
+    else:
+        files, source, top, name = several
+    if fmt == "auto" and several is None and {"question", "answer"} & mapping.keys():
+        return None  # a question/answer mapping asks for the table format
+    if fmt in ("sharegpt", "table"):
+        if several is None:
+            return None
+        raise IngestError(
+            f"{source}: --format {fmt} reads one file; shards are read as "
+            f"{', '.join(hub.CONVERTED)}. Ingest the files one by one, or leave --format auto."
+        )
+    exts = {f.suffix.lower() in PARQUET for f in files}
+    if len(exts) > 1:
+        raise IngestError(
+            f"{source}: mixes Parquet and JSON files; keep one kind of shard per dataset."
+        )
+    parquet = files[0].suffix.lower() in PARQUET
+    if parquet:
+        found = hub.detect_schema(check_schemas(files))
+        needed = found is not None
+    else:
+        try:
+            first = _first_record(files[0])
+        except IngestError:
+            if several is None:
+                return None  # the single-file reader reports it, with its own wording
+            raise
+        found, needed = hub.detect_record(first)
+    if fmt == "auto":
+        if found is None:
+            if several is None:
+                return None  # a plain table or an unknown shape: the existing reader says so
+            raise IngestError(
+                f"{files[0]}: cannot tell the shape of these shards (Hub Parquet, LLaVA, "
+                f"ms-swift or typed chat). Pass --format {'|'.join(hub.CONVERTED)}."
+            )
+        if not (needed or several):
+            return None  # plain LLaVA / ms-swift: the single-file reader (and its fast path)
+        fmt = found
+    elif not (fmt in hub.HUB_FORMATS or needed or parquet or several):
+        return None
+    sizes = [f.stat().st_size for f in files]
+    return Plan(files, fmt, source, name, top, hub.keys_for(fmt, mapping), sizes)
+
+
+def _parquet_batches(path: Path) -> Iterator[tuple[list[Record], float]]:
+    """Records of one Parquet file, a batch at a time, with the fraction of the file read."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    total = pf.metadata.num_rows or 1
+    index = 0
+    for batch in pf.iter_batches(batch_size=ROWS_PER_BATCH):
+        rows = batch.to_pylist()
+        yield (
+            [Record(index + i, index + i + 1, r) for i, r in enumerate(rows)],
+            (index + len(rows)) / total,
+        )
+        index += len(rows)
+
+
+def _json_batches(path: Path) -> Iterator[tuple[list[Record], float]]:
+    size = path.stat().st_size or 1
+    progress = Progress(size)
+    records = iter_records(path, progress)
+    while batch := list(islice(records, ROWS_PER_BATCH)):
+        yield batch, progress.done / size
+
+
+@dataclass
+class ReadResult:
+    norm: pa.Table
+    n_rows: int
+    had_conversation: bool
+
+
+def read(
+    p: Plan,
+    store: ImageStore,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> ReadResult:
+    """Stream every shard into normalised rows; `progress(bytes_done, bytes_total, rows)`."""
+    rows = RowNormaliser(NORM_BATCH)
+    total = sum(p.sizes)
+    done_before = 0
+    n = 0
+    had_conv = False
+    for f, size in zip(p.files, p.sizes, strict=True):
+        batches = _parquet_batches(f) if p.parquet else _json_batches(f)
+        for records, fraction in batches:
+            samples = []
+            blobs: list[hub.Blob] = []
+            for rec in records:
+                try:
+                    sample = hub.to_sample(rec.value, p.fmt, p.keys)
+                except hub.SampleError as exc:
+                    where = "row" if p.parquet else "line"
+                    raise IngestError(
+                        f"{f}: sample {rec.index} ({where} {rec.line}): {exc}. Fix that sample "
+                        "or remove it, then ingest again."
+                    ) from None
+                blobs.extend(r for r in sample[1] if isinstance(r, hub.Blob))
+                samples.append(sample)
+            for blob, path in zip(blobs, store.put_many([b.data for b in blobs]), strict=True):
+                blob.path, blob.data = path, b""
+            for orig_id, refs, turns, task, extra, present in samples:
+                images = [r if isinstance(r, str) else r.path for r in refs]
+                rows.add((orig_id, images, turns, task, extra, present))
+                had_conv = had_conv or present
+            n += len(records)
+            if progress:
+                progress(done_before + int(size * fraction), total, n)
+        done_before += size
+    return ReadResult(rows.table(), n, had_conv)
