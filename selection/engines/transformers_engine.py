@@ -88,6 +88,13 @@ class TransformersEngine:
         tok.padding_side = "left"  # generation appends on the right
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
+        # A plain forward numbers positions 0..width-1, so a left-padded row would start at the
+        # pad count: perplexities would then depend on the batch they were scored in. generate()
+        # derives positions from the mask; answer_logprobs does the same. Qwen2-VL's M-RoPE
+        # (get_rope_index) already reads the mask and takes no 2-D position_ids.
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        inner = getattr(base, "model", base)
+        self._positions_from_mask = not hasattr(inner, "get_rope_index")
         self.demo_label = getattr(self.model.config, "thresher_demo", None)
         if self.demo_label:
             log.warning("%s is the %s", self.model_id, self.demo_label)
@@ -184,6 +191,8 @@ class TransformersEngine:
                 ]
                 inputs[key] = torch.tensor(rows, dtype=value.dtype, device=value.device)
             new_ids = inputs["input_ids"]
+            if self._positions_from_mask:
+                inputs["position_ids"] = positions_from_mask(inputs["attention_mask"])
             with torch.inference_mode():
                 logits = self.model(**inputs).logits
             for r, i in enumerate(idx):
@@ -208,6 +217,14 @@ class TransformersEngine:
                 torch.cuda.empty_cache()
         except ImportError:  # pragma: no cover
             pass
+
+
+def positions_from_mask(mask):
+    """Position ids that start at 0 on each row's first real token (left padding), as
+    transformers' generate() computes them; pads get 1 (they are masked anyway)."""
+    pos = mask.long().cumsum(-1) - 1
+    pos.masked_fill_(mask == 0, 1)
+    return pos
 
 
 def _dtype(dtype: str | None, device: str):

@@ -87,6 +87,36 @@ def test_answer_logprobs_score_only_answer_tokens(engine, images):
     assert math.isfinite(perplexity(*got[0])) and perplexity(0.0, 0) == math.inf
 
 
+def _last_positions(engine, reqs, answers):
+    """The position id of each row's last token, as the decoder's rotary embedding receives it."""
+    rotary = [m for m in engine.model.modules() if type(m).__name__.endswith("RotaryEmbedding")]
+    seen = []
+
+    def hook(module, args, kwargs):
+        pos = kwargs.get("position_ids", args[1] if len(args) > 1 else None)
+        seen.append(pos[..., -1].reshape(-1, pos.shape[-2])[0].tolist())  # (B,) of dim 0
+
+    handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in rotary[-1:]]
+    try:
+        engine.answer_logprobs(reqs, answers)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen[0]
+
+
+def test_left_padding_does_not_shift_positions(engine, images):
+    """A left-padded row must see the positions it would see alone (transformers' generate()
+    derives them from the mask; a plain forward numbers 0..width-1 unless told). Otherwise a
+    perplexity depends on the batch it was scored in (the Idefics3 failure on another CPU)."""
+    reqs = [r for r in _requests(images) if any(t.images for t in r)][:3]
+    answers = ["red", "the first one", "blue"]
+    batched = _last_positions(engine, reqs, answers)
+    alone = [_last_positions(engine, [r], [a])[0] for r, a in zip(reqs, answers, strict=True)]
+    assert len(set(alone)) > 1  # rows of different lengths, so the batch really pads
+    assert batched == alone
+
+
 def _by_hand(engine, req, answer):
     import torch
 
