@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from store.decisions import default_author
 from store.errors import NotFound, ThresherError
+from store.ids import id_line_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -158,11 +159,25 @@ def tag_counts(con: duckdb.DuckDBPyConnection, dataset_id: int | None = None) ->
     return {t: int(n) for t, n in rows}
 
 
+def tagged_samples(
+    con: duckdb.DuckDBPyConnection, name: str, dataset_id: int | None = None
+) -> pa.Table:
+    """(sample_id, orig_id, id_line) of the samples that carry `name` now (of one dataset, or
+    all), by id; id_line is the orig_id as an id-list line (store.ids)."""
+    where = "" if dataset_id is None else "AND s.dataset_id = $d"
+    sql = (
+        f"SELECT c.sample_id, s.orig_id, {id_line_sql('s.orig_id')} AS id_line FROM ({CURRENT_SQL}) c JOIN samples s USING (sample_id) "
+        f"WHERE c.tag = $tag {where} ORDER BY 1"
+    )
+    params: dict[str, Any] = {"tag": check_tag(name)}
+    if dataset_id is not None:
+        params["d"] = dataset_id
+    return con.sql(sql, params=params).to_arrow_table()
+
+
 def tagged_ids(con: duckdb.DuckDBPyConnection, name: str) -> pa.Array:
     """Sample ids that carry `name` now, ascending."""
-    sql = f"SELECT sample_id FROM ({CURRENT_SQL}) c WHERE tag = $tag ORDER BY 1"
-    table = con.sql(sql, params={"tag": check_tag(name)}).to_arrow_table()
-    return table.column(0).combine_chunks()
+    return tagged_samples(con, name).column("sample_id").combine_chunks()
 
 
 def sidecar_tags(con: duckdb.DuckDBPyConnection, samples_sql: str) -> dict[str, Any] | None:
@@ -195,3 +210,32 @@ def sidecar_tags(con: duckdb.DuckDBPyConnection, samples_sql: str) -> dict[str, 
         "counts": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
         "samples": samples,
     }
+
+
+def resolve_samples(
+    con: duckdb.DuckDBPyConnection, values: Iterable[str], dataset_id: int | None = None
+) -> pa.Array:
+    """Sample ids for what a user typed: the source file's id within `dataset_id` when given
+    (then a sample_id), else a sample_id; NotFound names the first values that match nothing."""
+    wanted = pa.table({"v": pa.array([str(v) for v in values], pa.string())})
+    con.register("_tag_wanted", wanted)
+    try:
+        by_orig = (
+            "(SELECT sample_id FROM samples WHERE dataset_id = $d AND orig_id = w.v LIMIT 1)"
+            if dataset_id is not None
+            else "NULL"
+        )
+        found = con.sql(
+            f"SELECT w.v, coalesce({by_orig}, (SELECT sample_id FROM samples "
+            "WHERE sample_id = TRY_CAST(w.v AS BIGINT))) AS sample_id FROM _tag_wanted w",
+            params={"d": dataset_id} if dataset_id is not None else None,
+        ).to_arrow_table()
+    finally:
+        con.unregister("_tag_wanted")
+    missing = found.filter(pc.is_null(found["sample_id"]))["v"].to_pylist()
+    if missing:
+        where = (
+            "in that dataset" if dataset_id is not None else "(pass --dataset to use source ids)"
+        )
+        raise NotFound(f"no sample {missing[:5]} {where}; nothing was tagged.")
+    return _ids(found["sample_id"])

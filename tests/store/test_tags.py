@@ -83,3 +83,33 @@ def test_export_sidecar_carries_tags_of_exported_samples_only(catalog):
         "notes": ["check the axis labels"],
     }
     assert side["last_seq"] == 5
+
+
+def test_tag_and_tags_commands(catalog, workspace, tmp_path):
+    from click.testing import CliRunner
+
+    from tui.cli import cli
+
+    insert_synthetic_samples(catalog, "syn", 12)
+    with catalog.connect() as con:
+        orig = [r[0] for r in con.execute("SELECT orig_id FROM samples ORDER BY 1").fetchall()]
+
+    def run(*args, code=0):
+        out = CliRunner().invoke(cli, ["--workspace", str(workspace.root), *args])
+        assert out.exit_code == code, out.output
+        return out.output
+
+    assert "Tagged 'blurry' on 2 sample(s)" in run(
+        "tag", "blurry", "-d", "syn", "-s", orig[0], "-s", orig[1]
+    )
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text(f"{orig[2]}\n{orig[3]}\n")
+    run("tag", "blurry", "-d", "syn", "--ids-file", str(ids_file), "--note", "soft focus")
+    run("tag", "blurry", "--remove", "-d", "syn", "-s", orig[0])
+    assert run("tags", "blurry", "-d", "syn").splitlines() == sorted([orig[1], orig[2], orig[3]])
+    assert json.loads(run("tags", "--json")) == {"blurry": 3}
+    bad = CliRunner().invoke(
+        cli, ["--workspace", str(workspace.root), "tag", "x", "-d", "syn", "-s", "nope"]
+    )
+    assert isinstance(bad.exception, NotFound) and "no sample ['nope']" in str(bad.exception)
+    run("tag", "-d", "syn", "-s", orig[0], code=2)  # neither a tag nor a note: usage error

@@ -6,18 +6,19 @@ import sys
 
 import click
 
-from store.errors import ThresherError
 from store.workspace import Workspace
 from tui.cli import (
     app_cmd,
     clipper_cmd,
     data,
     demo_cmd,
+    errors,
     export_cmd,
     jobs,
     ofa_cmd,
     run_cmd,
     search_cmd,
+    tag_cmd,
     training,
 )
 
@@ -34,6 +35,14 @@ from tui.cli import (
     metavar="DIR",
     help="Workspace folder (catalog.duckdb, runs/, exports/). "
     "Default: $THRESHER_WORKSPACE, else ./thresher-workspace.",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda _ctx, _param, value: errors.debug.update(on=bool(value)),
+    help="On an error, also print the Python traceback (or set THRESHER_DEBUG=1).",
 )
 @click.version_option(package_name="thresher")
 @click.pass_context
@@ -63,6 +72,7 @@ for module in (
     ofa_cmd,
     clipper_cmd,
     search_cmd,
+    tag_cmd,
     training,
     app_cmd,
 ):
@@ -70,7 +80,8 @@ for module in (
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors print one line and exit 2, never a traceback."""
+    """Entry point: every error prints one line (what happened, what to do), never a traceback."""
+    errors.show_notices()
     try:
         cli.main(args=argv, prog_name="thresher", standalone_mode=False)
     except click.exceptions.Abort:
@@ -79,9 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except ThresherError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(2)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except Exception as exc:  # one line, exit 1 (2: input to correct); --debug adds the traceback
+        sys.exit(errors.handle(exc))
