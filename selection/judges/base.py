@@ -17,8 +17,8 @@ class JudgeItem:
 
 @dataclass(frozen=True)
 class Verdict:
-    correct: bool | None  # None = the judge could not decide (unparseable LLM reply)
-    rule: str  # which rule decided: exact, mc, numeric, yesno, llm, ...
+    correct: bool | None  # None = undecided: the rules could not tell, or an unparseable LLM reply
+    rule: str  # what decided: exact, contains, vocab, short, yesno, mc, numeric, empty, llm
     detail: str = ""
 
 

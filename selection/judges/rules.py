@@ -1,23 +1,44 @@
-"""Rule-based judge: normalised exact match, multiple choice, yes/no and numeric with tolerance."""
+"""Rule-based judge: extracts the answer from a (sentence) reply, then compares; undecided when unclear.
+
+Each verdict names the rule that decided it (`Verdict.rule`):
+  empty     the reply is empty (a `content: null` reply): wrong
+  exact     the normalised reply (or its "the answer is X") equals a reference
+  contains  a reference occurs as whole words, not negated ("Looking at the image, it is a circle.")
+  vocab     the reply names a different colour / shape / position / size than the reference
+  short     a short reply (or a stated answer) that is not the reference: wrong
+  yesno     yes/no polarity, with negation ("No, there is no circle")
+  mc        an option letter or the option's text ("The answer is B. red")
+  numeric   the number a reply gives (digits or words; "There are three circles")
+A verdict with `correct=None` is *undecided*: the rule could not tell (hedged, several answers,
+a long reply that never states one). `--judge auto` hands those to the LLM judge.
+"""
 
 from __future__ import annotations
 
 import math
 import re
-import string
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 from selection.judges.base import JudgeItem, Verdict
+from selection.judges.extract import (
+    NUM_RE,
+    counted_number,
+    has_negation,
+    is_hedged,
+    negated_at,
+    normalize,
+    numbers_in,
+    phrase_positions,
+    stated_answer,
+    strip_lead_in,
+    vocabulary_mentions,
+    vocabulary_of,
+)
 
-NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
-    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
-    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
-    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
-}  # fmt: skip
-ARTICLES = {"a", "an", "the"}
+__all__ = ["RuleJudge", "normalize", "parse_number", "parse_options", "TASK_RULES"]
+
 # Task names (the catalog's `task` column) mapped to the rule that judges them.
 TASK_RULES = {
     "yesno": "yesno",
@@ -29,42 +50,36 @@ TASK_RULES = {
     "exact": "exact",
     "vqa": "exact",
 }
+_YES = frozenset({"yes", "yeah", "yep", "yup", "correct", "true", "affirmative"})
+_NO = frozenset({"no", "nope", "nah", "false", "incorrect"})
 
-_PUNCT = str.maketrans({c: " " for c in string.punctuation})
-_NUM = re.compile(r"[-+]?(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 # An option line or inline option: "A. red", "(B) green", "C) blue", "D: yellow".
 _OPTION = re.compile(r"(?:^|\n|\s)\(?([A-H])[\.\):]\s*([^\n]+?)(?=\s+\(?[A-H][\.\):]\s|\n|$)")
 # A letter answer: "B", "(B)", "B.", "B) green", "Answer: B", "The answer is (B)".
 _LETTER = re.compile(
     r"^(?:(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)(?:\s+is)?\s*[:\-]?\s*)?"
-    r"(\(([A-Ha-h])\)|([A-Ha-h])(?:[\.\):]|(?=\s)|$))",
+    r"(\(([A-Ha-h])\)|([A-Ha-h])(?:[\.\):,]|(?=\s)|$))",
     re.IGNORECASE,
 )
-
-
-def normalize(text: str) -> str:
-    """Lowercase, drop punctuation and articles, number words -> digits, squeeze spaces."""
-    text = text.lower().strip()
-    # keep decimal points and thousands separators inside numbers before punctuation goes
-    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
-    text = re.sub(r"(?<=\d)\.(?=\d)", "\x00", text)
-    text = text.translate(_PUNCT).replace("\x00", ".")
-    words = [str(NUMBER_WORDS.get(w, w)) for w in text.split() if w not in ARTICLES]
-    return " ".join(words)
+# A letter named inside a sentence: "(B)", "option B", "answer is C", "B) green", "I choose D".
+_LETTER_IN = re.compile(
+    r"\(([A-H])\)|\b(?:[Oo]ption|[Cc]hoice|[Aa]nswer(?: is)?|[Cc]hoose|[Ss]elect|is)\s+\(?([A-H])\b(?![\-'])"
+    r"|\b([A-H])\)\s|^([A-H])[\.\):,]"
+)
 
 
 def parse_number(text: str) -> float | None:
     """The single number a text states (digits or a number word), else None."""
-    norm = normalize(text)
-    found = _NUM.findall(norm)
+    found = NUM_RE.findall(normalize(text))
     if len(found) != 1:
         return None
     try:
-        return float(found[0].replace(",", ""))
+        return float(found[0])
     except ValueError:
         return None
 
 
+@lru_cache(maxsize=4096)
 def parse_options(question: str) -> dict[str, str]:
     """Options listed in a multiple-choice question, letter -> text ({} if fewer than two)."""
     opts = {m.group(1): m.group(2).strip() for m in _OPTION.finditer(question)}
@@ -76,7 +91,7 @@ def parse_options(question: str) -> dict[str, str]:
 
 
 def _mc_letter(text: str, options: dict[str, str]) -> str | None:
-    """The option a text names: by letter ("B", "(B)", "B.", "B) green") or by option text."""
+    """The option a short text names: by letter ("B", "(B)", "B.", "B) green") or by option text."""
     text = text.strip()
     m = _LETTER.match(text)
     if m:
@@ -84,23 +99,72 @@ def _mc_letter(text: str, options: dict[str, str]) -> str | None:
         rest = normalize(text[m.end() :])
         # "A cat" is an article, not option A: a bare letter followed by other words only
         # counts when those words are the option's own text.
-        marked = m.group(2) is not None or text[m.end(1) - 1 : m.end(1)] in ".):"
+        marked = m.group(2) is not None or text[m.end(1) - 1 : m.end(1)] in ".):,"
         if letter in options and (not rest or marked or rest == normalize(options[letter])):
             return letter
     norm = normalize(text)
     hits = [k for k, v in options.items() if normalize(v) == norm]
-    if len(hits) == 1:
-        return hits[0]
-    # "The answer is green." -> the only option whose text appears as whole words
-    contained = [k for k, v in options.items() if f" {normalize(v)} " in f" {norm} "]
-    return contained[0] if len(contained) == 1 else None
+    return hits[0] if len(hits) == 1 else None
 
 
-def _yesno(text: str) -> str | None:
+def _mc_choice(reply: str, options: dict[str, str]) -> tuple[str | None, str]:
+    """(letter, how) for a reply to a multiple-choice question; letter None = no single choice.
+    `how` is "none" when the reply clearly picks nothing listed, else "unclear"."""
+    text = strip_lead_in(reply).strip()
+    got = _mc_letter(text, options)
+    if got:
+        return got, "letter"
+    stated = stated_answer(text)
+    if stated and (got := _mc_letter(stated, options)):
+        return got, "stated"
+    letters = {x for m in _LETTER_IN.finditer(text) for x in m.groups() if x and x in options}
+    if len(letters) == 1:
+        return letters.pop(), "letter in reply"
+    if len(letters) > 1:
+        return None, "unclear"
+    words = normalize(text).split()
+    named = set()
+    for k, v in options.items():
+        phrase = normalize(v).split()
+        if any(not negated_at(words, i) for i in phrase_positions(words, phrase)):
+            named.add(k)
+    # "dark blue" also contains "blue": keep only options not inside another named option.
+    named = {
+        k
+        for k in named
+        if not any(
+            j != k and f" {normalize(options[k])} " in f" {normalize(options[j])} " for j in named
+        )
+    }
+    if len(named) == 1 and not is_hedged(" ".join(words)):
+        return named.pop(), "option text"
+    if not named and (stated or len(words) <= 3):
+        return None, "none"
+    return None, "unclear"
+
+
+def _polarity(reply: str) -> str | None:
+    """yes / no that a reply states; None when it does not say (or says both)."""
+    text = strip_lead_in(reply)
     words = normalize(text).split()
     if not words:
         return None
-    return words[0] if words[0] in ("yes", "no") else None
+    if words[0] in _YES:
+        return "yes"
+    if words[0] in _NO:
+        return "no"
+    stated = stated_answer(text)
+    if stated:
+        sw = normalize(stated).split()
+        if sw and sw[0] in _YES | _NO:
+            return "yes" if sw[0] in _YES else "no"
+    if is_hedged(" ".join(words)):
+        return None
+    yes = any(w in _YES for w in words)
+    no = has_negation(words)
+    if yes != no:
+        return "yes" if yes else "no"
+    return None  # "There is a red circle." restates; "The circle is blue." may mean no
 
 
 class RuleJudge:
@@ -113,6 +177,7 @@ class RuleJudge:
         self.abs_tol = abs_tol
         self._counts: Counter[str] = Counter()
         self._correct = 0
+        self._undecided = 0
 
     def rule_for(self, item: JudgeItem) -> str:
         rule = TASK_RULES.get((item.task or "").lower())
@@ -121,14 +186,10 @@ class RuleJudge:
             return "mc" if options else "exact"
         if rule:
             return rule
-        refs = [r for r in item.references if r.strip()]
-        if refs and all(_yesno(r) is not None and len(normalize(r).split()) == 1 for r in refs):
+        refs = [normalize(r) for r in item.references if r.strip()]
+        if refs and all(r in ("yes", "no") for r in refs):
             return "yesno"
-        if (
-            refs
-            and all(parse_number(r) is not None for r in refs)
-            and all(_NUM.fullmatch(normalize(r)) for r in refs)
-        ):
+        if refs and all(NUM_RE.fullmatch(r) for r in refs):
             return "numeric"
         return "exact"
 
@@ -141,37 +202,96 @@ class RuleJudge:
         refs = [r for r in item.references if r.strip()]
         if not refs:
             return Verdict(False, rule, "no reference answer")
+        if not (item.response or "").strip():
+            return Verdict(False, "empty", "empty reply")
         if rule == "mc":
             options = parse_options(item.question)
-            got = _mc_letter(item.response, options)
+            got, how = _mc_choice(item.response, options)
             want = {w for r in refs if (w := _mc_letter(r, options)) is not None}
-            return Verdict(got is not None and got in want, rule, f"got {got}, want {sorted(want)}")
+            if got is None:
+                correct = False if how == "none" else None
+                return Verdict(correct, rule, f"no single option ({how})")
+            return Verdict(got in want, rule, f"got {got} ({how}), want {sorted(want)}")
         if rule == "yesno":
-            said = _yesno(item.response)
-            truth = {_yesno(r) for r in refs}
-            return Verdict(said is not None and said in truth, rule, f"got {said}")
+            said = _polarity(item.response)
+            truth = {normalize(r).split()[0] for r in refs}
+            return Verdict(None if said is None else said in truth, rule, f"got {said}")
         if rule == "numeric":
-            value = parse_number(item.response)
-            wants = [parse_number(r) for r in refs]
-            ok = value is not None and any(
-                w is not None and math.isclose(value, w, rel_tol=self.rel_tol, abs_tol=self.abs_tol)
-                for w in wants
-            )
-            return Verdict(ok, rule, f"got {value}")
-        got = normalize(item.response)
-        ok = any(got == normalize(r) for r in refs)
-        return Verdict(ok, "exact", "" if ok else f"got {got!r}")
+            return self._numeric(item, refs)
+        return _short_answer(item, refs)
+
+    def _numeric(self, item: JudgeItem, refs: list[str]) -> Verdict:
+        text = strip_lead_in(item.response)
+        stated = stated_answer(text)
+        value = None
+        if stated and len(set(nums := numbers_in(normalize(stated)))) == 1:
+            value = nums[0]
+        if value is None:
+            value = counted_number(normalize(text), item.question)
+        if value is None:
+            return Verdict(None, "numeric", "no single number")
+        wants = [parse_number(r) for r in refs]
+        ok = any(
+            w is not None and math.isclose(value, w, rel_tol=self.rel_tol, abs_tol=self.abs_tol)
+            for w in wants
+        )
+        return Verdict(ok, "numeric", f"got {value:g}")
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         out = [self.judge_one(it) for it in items]
         for v in out:
             self._counts[v.rule] += 1
-            self._correct += bool(v.correct)
+            self._correct += v.correct is True
+            self._undecided += v.correct is None
         return out
 
     def stats(self) -> dict:
         return {
             "items": sum(self._counts.values()),
             "correct": self._correct,
+            "undecided": self._undecided,
             "by_rule": dict(self._counts),
         }
+
+
+def _short_answer(item: JudgeItem, refs: list[str]) -> Verdict:
+    """Colour / shape / word / free-text references against a reply that may be a sentence."""
+    text = strip_lead_in(item.response)
+    norm = normalize(text)
+    want = [normalize(r) for r in refs]
+    if norm in want:
+        return Verdict(True, "exact", "")
+    stated = stated_answer(text)
+    if stated and normalize(stated) in want:
+        return Verdict(True, "exact", "stated answer")
+    words = norm.split()
+    positive = negated = False
+    for ref in want:
+        for i in phrase_positions(words, ref.split()):
+            if negated_at(words, i):
+                negated = True
+            else:
+                positive = True
+    hedged = is_hedged(norm)
+    # Members of the reference's closed vocabulary the reply names, minus the question's own.
+    vocab = next((v for r in want if (v := vocabulary_of(r))), None)
+    others: set[str] = set()
+    if vocab:
+        asked = set(normalize(item.question).split())
+        others = vocabulary_mentions(words, vocab) - asked - set(want)
+    if positive:
+        if hedged or others:
+            return Verdict(None, "contains", f"reference and also {sorted(others) or 'a hedge'}")
+        return Verdict(True, "contains", "")
+    if hedged:
+        return Verdict(None, "contains", "hedged reply without the reference")
+    if negated:
+        return Verdict(False, "contains", "reference negated")
+    if others:
+        return Verdict(False, "vocab", f"names {sorted(others)}")
+    longest = max(len(r.split()) for r in want)
+    if stated and len(normalize(stated).split()) <= longest + 3:
+        return Verdict(False, "short", f"stated {normalize(stated)!r}")
+    if len(words) <= max(3, longest + 1):
+        return Verdict(False, "short", f"got {norm!r}")
+    return Verdict(None, "contains", "long reply without the reference")

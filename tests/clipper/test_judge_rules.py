@@ -22,8 +22,9 @@ EXACT = [
     ("2 cats", "Two cats", True),
     ("ice cream", "ice  cream", True),
     ("cat", "dog", False),
-    ("cat", "cats", False),
-    ("cat", "a cat on a mat", False),
+    ("cat", "cats", True),  # a plural names the same thing
+    ("cat", "a cat on a mat", True),  # the reference as whole words, not negated
+    ("cat", "concatenate", False),  # ... but never inside another word
     ("yes it is", "yes", False),
 ]
 MC = [
@@ -55,7 +56,7 @@ YESNO = [
     ("No", "no", True),
     ("No", "No, there is not.", True),
     ("No", "yes", False),
-    ("Yes", "There is a circle", False),
+    ("Yes", "There is a circle", None),  # a restatement is not a yes ("The circle is blue")
     ("Yes", "", False),
 ]
 NUMERIC = [
@@ -64,7 +65,7 @@ NUMERIC = [
     ("3", "3.0", True),
     ("3", "There are 3.", True),
     ("3", "4", False),
-    ("3", "3 or 4", False),  # two numbers: no single answer
+    ("3", "3 or 4", None),  # two numbers: no single answer, undecided
     ("1000", "1,000", True),
     ("3.14", "3.1405", True),  # within the default relative tolerance 1e-3
     ("3.14", "3.2", False),
@@ -81,7 +82,7 @@ def _judge(question, refs, response, task=None):
 @pytest.mark.parametrize(("ref", "resp", "expected"), EXACT)
 def test_exact_match(ref, resp, expected):
     v = _judge("What is shown?", [ref], resp)
-    assert (v.correct, v.rule) == (expected, "exact")
+    assert v.correct is expected and v.rule in ("exact", "contains", "short")
 
 
 @pytest.mark.parametrize(("question", "ref", "resp", "expected"), MC)
@@ -93,7 +94,7 @@ def test_multiple_choice(question, ref, resp, expected):
 @pytest.mark.parametrize(("ref", "resp", "expected"), YESNO)
 def test_yes_no(ref, resp, expected):
     v = _judge("Is there a red circle? Answer yes or no.", [ref], resp)
-    assert (v.correct, v.rule) == (expected, "yesno")
+    assert (v.correct, v.rule) == (expected, "empty" if not resp else "yesno")
 
 
 @pytest.mark.parametrize(("ref", "resp", "expected"), NUMERIC)
@@ -157,6 +158,7 @@ def test_helpers_and_stats():
     assert judge.stats() == {
         "items": 3,
         "correct": 2,
+        "undecided": 0,
         "by_rule": {"mc": 1, "yesno": 1, "exact": 1},
     }
 
