@@ -34,7 +34,10 @@ def test_numpy_and_faiss_give_the_same_typicality():
     a = typicality(x, labels, 4, 10, backend="numpy")
     b = typicality(x, labels, 4, 10, backend="faiss")
     np.testing.assert_allclose(a, b, rtol=1e-4)
-    assert np.array_equal(np.argsort(a[labels == 0]), np.argsort(b[labels == 0]))
+    # the same ranking wherever two typicalities differ by more than rounding
+    ta, tb = a[labels == 0], b[labels == 0]
+    apart = np.abs(ta[:, None] - ta[None, :]) > 1e-3 * np.abs(ta).max()
+    assert (np.sign(ta[:, None] - ta[None, :]) == np.sign(tb[:, None] - tb[None, :]))[apart].all()
 
 
 def test_max_earlier_cosine_blocks_agree_with_one_block():
