@@ -8,7 +8,6 @@ over the run's `result` shards joined with the log, so it stays fast at a millio
 from __future__ import annotations
 
 import getpass
-import json
 import os
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from store import runs
 from store.errors import NotFound, ThresherError
 
 if TYPE_CHECKING:
@@ -49,15 +49,14 @@ def _lit(text: str) -> str:
 
 
 def load_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(run_dir) / "run.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NotFound(f"{path} does not exist: is {Path(run_dir).name} a Thresher run?") from None
-    except ValueError as exc:
-        raise ThresherError(
-            f"{path} is not valid JSON ({exc}); the run folder is damaged."
-        ) from exc
+    """run.json of a run folder (`store.runs.read_run_json`; kept under this name for callers)."""
+    return runs.read_run_json(Path(run_dir))
+
+
+def _run(run_dir: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> runs.Run:
+    path = Path(run_dir)
+    meta = meta if meta is not None else runs.read_run_json(path)
+    return runs.Run(meta.get("run_id") or path.name, path, meta, {})
 
 
 def run_dir_for(catalog: Catalog, con: duckdb.DuckDBPyConnection, run_id: str) -> Path:
@@ -74,35 +73,14 @@ def run_dir_for(catalog: Catalog, con: duckdb.DuckDBPyConnection, run_id: str) -
 
 def result_glob(run_dir: str | os.PathLike[str], run: dict[str, Any] | None = None) -> str:
     """The Parquet glob of a run's selection table; raises when the run has none (yet)."""
-    run = run if run is not None else load_run_json(run_dir)
-    outputs = run.get("outputs")
-    if not outputs:
-        raise ThresherError(
-            f"run {run.get('run_id', Path(run_dir).name)} ({run.get('method')}) selects nothing: "
-            "its run.json has no outputs."
-        )
-    folder = Path(run_dir) / outputs.get("table", "result")
-    if not any(folder.glob("*.parquet")):
-        raise ThresherError(
-            f"run {run.get('run_id', Path(run_dir).name)} has no result yet ({folder} is empty); "
-            "wait for it to finish or resume it."
-        )
-    return str(folder / "*.parquet")
+    outputs, _ = _run(run_dir, run).require_result()
+    return str(Path(run_dir) / outputs.table / "part-*.parquet")
 
 
 def selection_column(run: dict[str, Any], selection: str | None) -> tuple[str, str]:
     """(selection name, BOOL column of `result`) for a selection name; None = the run's default."""
-    outputs = run.get("outputs") or {}
-    selections: dict[str, str] = outputs.get("selections") or {}
-    name = selection or outputs.get("default_selection") or next(iter(selections), None)
-    if name is not None:
-        if name in selections:
-            return name, selections[name]
-        if name in selections.values():  # a column name given directly
-            return name, name
-    raise NotFound(
-        f"run {run.get('run_id')} has no selection {name!r}; it has: {', '.join(selections) or 'none'}."
-    )
+    outputs = runs.Outputs.from_json(run.get("outputs")) or runs.Outputs()
+    return outputs.selection_column(selection, str(run.get("run_id")))
 
 
 # ---------------------------------------------------------------- writing decisions
@@ -252,6 +230,26 @@ def record_group(
 # ---------------------------------------------------------------- reading the effective selection
 
 
+def override_sql(action: str) -> str:
+    """A decision's action as an override: TRUE (keep), FALSE (drop), NULL (clear or none)."""
+    return f"CASE {action} WHEN 'keep' THEN TRUE WHEN 'drop' THEN FALSE END"
+
+
+def effective_rule(algorithmic: str, action: str) -> str:
+    """THE keep/drop rule, as one SQL expression every reader uses: the latest decision's keep or
+    drop overrides the algorithm's choice; `clear`, or no decision, leaves the algorithm's."""
+    return f"coalesce({override_sql(action)}, CAST({algorithmic} AS BOOLEAN), FALSE)"
+
+
+def latest_decisions_sql(upto_seq: int | None = None) -> str:
+    """(sample_id, action, seq) of the latest decision per sample of the run `$run_id`."""
+    limit = "" if upto_seq is None else f" AND seq <= {int(upto_seq)}"
+    return (
+        "SELECT sample_id, arg_max(action, seq) AS action, max(seq) AS seq "
+        f"FROM decisions WHERE run_id = $run_id{limit} GROUP BY sample_id"
+    )
+
+
 def decision_stats(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[int, int | None]:
     """(number of log entries for the run, highest seq among them or None)."""
     ((n, last),) = con.execute(
@@ -277,7 +275,6 @@ def effective_sql(
     glob = result_glob(run_dir, run)
     _, column = selection_column(run, selection)
     run_id = run.get("run_id") or Path(run_dir).name
-    limit = "" if upto_seq is None else f" AND seq <= {int(upto_seq)}"
     extra = "".join(f", r.{_q(c)}" for c in columns)
     sql = f"""
         WITH r AS (
@@ -285,14 +282,9 @@ def effective_sql(
                    filename AS _file, file_row_number AS _row
             FROM read_parquet({_lit(glob)}, filename = true, file_row_number = true)
         ),
-        d AS (
-            SELECT sample_id, arg_max(action, seq) AS action
-            FROM decisions WHERE run_id = $run_id{limit} GROUP BY sample_id
-        )
-        SELECT r.sample_id, r.algorithmic,
-               CASE d.action WHEN 'keep' THEN TRUE WHEN 'drop' THEN FALSE END AS override,
-               coalesce(CASE d.action WHEN 'keep' THEN TRUE WHEN 'drop' THEN FALSE END,
-                        r.algorithmic) AS effective,
+        d AS ({latest_decisions_sql(upto_seq)})
+        SELECT r.sample_id, r.algorithmic, {override_sql("d.action")} AS override,
+               {effective_rule("r.algorithmic", "d.action")} AS effective,
                r._file, r._row{extra}
         FROM r LEFT JOIN d USING (sample_id)
     """
@@ -308,6 +300,19 @@ def effective(
         f"SELECT sample_id, algorithmic, override, effective FROM ({sql}) ORDER BY _file, _row",
         params=params,
     ).to_arrow_table()
+
+
+def effective_totals(
+    con: duckdb.DuckDBPyConnection, run_dir: str | os.PathLike[str], selection: str | None = None
+) -> tuple[int, int, int]:
+    """(rows, effective keeps, samples with an override) of a run's selection: what Home, the
+    browser header and `thresher runs` show, and what an export writes."""
+    sql, params = effective_sql(run_dir, selection)
+    row = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE effective), count(override) FROM ({sql})", params
+    ).fetchone()
+    assert row is not None, "an aggregate without GROUP BY returns one row"
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def effective_counts(

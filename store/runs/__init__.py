@@ -40,6 +40,7 @@ from store.runs.layout import (
     write_json_atomic,
     write_parquet_atomic,
 )
+from store.runs.model import GroupColumn, Outputs, Run
 from store.runs.status import (
     creating_run_folder,
     hold_run_lock,
@@ -63,6 +64,9 @@ __all__ = [
     "RUN_JSON",
     "STATUS",
     "STATUSES",
+    "GroupColumn",
+    "Outputs",
+    "Run",
     "RunInfo",
     "StageProgress",
     "append_event",

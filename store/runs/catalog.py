@@ -4,52 +4,37 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from store.errors import ThresherError
 from store.runs.events import StageProgress, fold_events, read_events, read_last_events
 from store.runs.layout import RUN_JSON, read_run_json
+from store.runs.model import Outputs, Run
 from store.runs.status import read_status
 
-
-@dataclass
-class RunInfo:
-    run_id: str
-    path: Path
-    meta: dict[str, Any]
-    status: dict[str, Any]
-    stages: dict[str, StageProgress]
-
-    @property
-    def state(self) -> str:
-        return self.status["status"]
-
-    @property
-    def current_stage(self) -> StageProgress | None:
-        """The stage being worked on: the last one started (or the last one seen)."""
-        if not self.stages:
-            return None
-        return list(self.stages.values())[-1]
+RunInfo = Run  # the name callers used before the typed Run
 
 
-def load_run(run_dir: Path, full: bool = False) -> RunInfo:
+def load_run(run_dir: Path, full: bool = False) -> Run:
     """A run's metadata, status and stage progress (from the log's tail unless `full`)."""
     stages: dict[str, StageProgress] = {}
     fold_events(read_events(run_dir)[0] if full else read_last_events(run_dir), stages)
-    return RunInfo(run_dir.name, run_dir, read_run_json(run_dir), read_status(run_dir), stages)
+    meta = read_run_json(run_dir)
+    return Run(run_dir.name, run_dir, meta, read_status(run_dir), stages)
 
 
-def list_runs(runs_dir: Path) -> list[RunInfo]:
-    """Every run folder, newest first; a folder whose run.json is unreadable is skipped."""
-    runs = []
+def list_runs(runs_dir: Path) -> list[Run]:
+    """Every run folder, newest first (ties by id); a folder whose run.json is unreadable is skipped."""
+    runs: list[Run] = []
+    if not runs_dir.is_dir():
+        return runs
     for path in runs_dir.glob("*/" + RUN_JSON):
         if path.parent.name.startswith("."):  # a run still being created (or a crashed creation)
             continue
-        with contextlib.suppress(ThresherError):
+        with contextlib.suppress(ThresherError, OSError):
             runs.append(load_run(path.parent))
-    runs.sort(key=lambda r: r.meta.get("created_at", ""), reverse=True)
+    runs.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
     return runs
 
 
@@ -74,12 +59,12 @@ def result_summary(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     import duckdb
 
     summary: dict[str, Any] = {}
-    outputs = meta.get("outputs") or {}
-    table = outputs.get("table")
-    if not table or not stage_files(run_dir, table):
+    outputs = Outputs.from_json(meta.get("outputs"))
+    if outputs is None or not outputs.result_files(run_dir):
         return summary
+    table = outputs.table
     glob = _sql_str(str(run_dir.resolve() / table / "*.parquet"))
-    sums = [f'count_if("{col}")' for col in outputs.get("selections", {}).values()]
+    sums = [f'count_if("{col}")' for col in outputs.selections.values()]
     con = duckdb.connect()
     try:
         row = con.execute(
@@ -92,7 +77,7 @@ def result_summary(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
         con.close()
     assert row is not None, "an aggregate without GROUP BY always returns one row"
     summary["rows"] = row[0]
-    summary["selected"] = dict(zip(outputs.get("selections", {}), row[1:], strict=True))
+    summary["selected"] = dict(zip(outputs.selections, row[1:], strict=True))
     return summary
 
 

@@ -110,6 +110,8 @@ def test_group_decision_and_counts(catalog, run):
         sum(eff[i] for i in range(40) if i % 4 == g) for g in range(4)
     ]
     assert _eff(catalog, run_dir)["effective"] == eff
+    with catalog.connect() as con:  # the one count Home, the browser and `thresher runs` show
+        assert decisions.effective_totals(con, run_dir) == (40, sum(eff), 10)
     with pytest.raises(NotFound, match="no cluster = 9; values include: 0, 1, 2, 3"):
         decisions.record_group(catalog, "run-a", "cluster", 9, "keep")
     with pytest.raises(NotFound, match="no column 'clutser'"):

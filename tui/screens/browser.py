@@ -9,11 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from tui.data.decisions import Decision
 from tui.data.run_view import STATES, GroupRow, Query, RunView
+from tui.screens.base import ThresherScreen
 from tui.widgets.dialogs import ConfirmScreen, PromptScreen
 from tui.widgets.sample_table import SampleTable
 
@@ -32,7 +32,7 @@ class GroupList(DataTable):
     )
 
 
-class BrowserScreen(Screen):
+class BrowserScreen(ThresherScreen):
     HELP = "## Browser\n\nLeft: groups of the run. Right: its samples, one line each."
     BINDINGS = [
         Binding(
@@ -80,6 +80,8 @@ class BrowserScreen(Screen):
         ),
         Binding("m", "monitor", "Monitor", show=False, id="browser.monitor"),
     ]
+
+    WORK_LABELS = {"browser-groups": "counting groups", "browser-query": "filter/sort"}
 
     @dataclass
     class QueryReady(Message):
@@ -152,6 +154,10 @@ class BrowserScreen(Screen):
     @work(thread=True, exclusive=True, group="browser-query", exit_on_error=False)
     def run_query(self, query: Query) -> None:
         self.post_message(self.QueryReady(query, self.view.set_query(query)))
+
+    def worker_failed(self, group: str, error: BaseException | None) -> None:
+        if group == "browser-query":
+            self._show_query()  # the rows on screen are still the previous, valid view
 
     def on_browser_screen_groups_ready(self, message: GroupsReady) -> None:
         if not self.groups:  # the first answer: the view's tables exist now, pages come from them

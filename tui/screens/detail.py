@@ -5,17 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Label, Static
 
 from tui.data.decisions import Decision
 from tui.data.detail import SampleDetail, load_detail
 from tui.data.run_view import RunView
+from tui.screens.base import ThresherScreen, describe
 from tui.widgets.images import image_widget
 
 
@@ -64,7 +65,7 @@ def render_detail(d: SampleDetail) -> str:
     return "\n".join(out)
 
 
-class DetailScreen(Screen):
+class DetailScreen(ThresherScreen):
     HELP = (
         "## Sample detail\n\nThe image, the whole conversation, every score of the run; for CLIPPER "
         "the zero-shot response and the probe history, for OFA the nearest cluster neighbours. "
@@ -78,6 +79,8 @@ class DetailScreen(Screen):
             "u", "decide('clear')", "Clear", id="detail.clear", tooltip="Back to the algorithm"
         ),
     ]
+
+    WORK_LABELS = {"detail": "loading the sample"}
 
     def __init__(self, view: RunView, rid: int) -> None:
         super().__init__()
@@ -101,6 +104,10 @@ class DetailScreen(Screen):
     def load(self) -> None:
         detail = load_detail(self.view, self.rid)
         self.app.call_from_thread(self.show, detail)
+
+    def worker_failed(self, group: str, error: BaseException | None) -> None:
+        title = self.query_one("#detail-title", Label)
+        title.update(Text(f"{self.view.run_id} · could not load the sample: {describe(error)}"))
 
     def show(self, detail: SampleDetail) -> None:
         self.detail = detail

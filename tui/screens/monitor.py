@@ -14,12 +14,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Label, Log, Static
 from textual.worker import get_current_worker
 
 from store.runs import resolve_run_dir
 from tui.data.progress import ProgressFollower, RunSnapshot
+from tui.screens.base import ThresherScreen, describe
 
 POLL_S = 0.5
 SPARK = "▁▂▃▄▅▆▇█"
@@ -78,7 +78,7 @@ def gpu_panel(snap: RunSnapshot) -> Group | Text:
     return Group(*lines)
 
 
-class MonitorScreen(Screen):
+class MonitorScreen(ThresherScreen):
     HELP = (
         "## Run monitor\n\nFollows the run's progress.jsonl (any process may write it; the run may "
         "have started before the app). One bar per stage with done/total, rate and ETA; GPU "
@@ -92,7 +92,10 @@ class MonitorScreen(Screen):
         Binding(
             "C", "cancel_run", "Cancel run", id="monitor.cancel", tooltip="Ask the job to stop"
         ),
+        Binding("r", "retry", "Follow", show=False, id="monitor.retry", tooltip="Follow again"),
     ]
+
+    WORK_LABELS = {"monitor": "following the run"}
 
     @dataclass
     class Updated(Message):
@@ -133,6 +136,13 @@ class MonitorScreen(Screen):
                 self.post_message(self.Updated(snap))
                 first = False
             time.sleep(POLL_S)
+
+    def worker_failed(self, group: str, error: BaseException | None) -> None:
+        title = self.query_one("#monitor-title", Label)
+        title.update(Text(f"{self.run_id} · stopped following (r retries): {describe(error)}"))
+
+    def action_retry(self) -> None:
+        self.follow()
 
     def on_monitor_screen_updated(self, message: Updated) -> None:
         snap = message.snapshot
