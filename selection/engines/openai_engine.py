@@ -27,18 +27,51 @@ _T = TypeVar("_T")
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
+# 2048 x 2048: what hosted APIs accept at high detail; a server resizes to its model's own budget
+# anyway, so sending more only costs bandwidth and request size.
+MAX_IMAGE_PIXELS = 2048 * 2048
+
+
 @lru_cache(maxsize=256)
-def image_data_url(path: str) -> str:
-    """An image file as a base64 data URL (cached: ICL demonstrations repeat their image)."""
+def image_data_url(path: str, max_pixels: int | None = None) -> str:
+    """An image file as a base64 data URL (cached: ICL demonstrations repeat their image).
+
+    An image above `max_pixels` is downsized (aspect ratio kept) and re-encoded before inlining."""
     mime = mimetypes.guess_type(path)[0] or "image/png"
     try:
         data = Path(path).read_bytes()
+        if max_pixels:
+            data, mime = _downsized(data, mime, max_pixels)
     except OSError as exc:
         raise EngineError(f"cannot read image {path}: {exc}; fix or re-ingest the sample") from exc
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def to_messages(req: ChatRequest) -> list[dict[str, Any]]:
+def _downsized(data: bytes, mime: str, max_pixels: int) -> tuple[bytes, str]:
+    """The image scaled to at most `max_pixels` pixels, or the bytes as they are when it fits."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        w, h = im.size
+        if w * h <= max_pixels:
+            return data, mime
+        scale = (max_pixels / (w * h)) ** 0.5
+        size = (max(1, int(w * scale)), max(1, int(h * scale)))
+        small = im.convert("RGB" if im.mode not in ("RGB", "L") else im.mode).resize(
+            size, Image.Resampling.BICUBIC
+        )
+    buf = io.BytesIO()
+    if mime == "image/jpeg":
+        small.save(buf, format="JPEG", quality=90)
+    else:
+        small.save(buf, format="PNG")
+        mime = "image/png"
+    return buf.getvalue(), mime
+
+
+def to_messages(req: ChatRequest, max_pixels: int | None = None) -> list[dict[str, Any]]:
     """OpenAI chat messages; a turn's images go first as image_url parts, then its text."""
     out: list[dict[str, Any]] = []
     for turn in req:
@@ -46,11 +79,30 @@ def to_messages(req: ChatRequest) -> list[dict[str, Any]]:
             out.append({"role": turn.role, "content": turn.text})
             continue
         parts: list[dict[str, Any]] = [
-            {"type": "image_url", "image_url": {"url": image_data_url(p)}} for p in turn.images
+            {"type": "image_url", "image_url": {"url": image_data_url(p, max_pixels)}}
+            for p in turn.images
         ]
         parts.append({"type": "text", "text": turn.text})
         out.append({"role": turn.role, "content": parts})
     return out
+
+
+def retry_after_seconds(value: str, now: float | None = None) -> float | None:
+    """Seconds a `Retry-After` header asks for: delta-seconds ("120") or an HTTP-date
+    ("Wed, 21 Oct 2026 07:28:00 GMT", RFC 9110); None when it is neither."""
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(value))
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is always GMT
+        import datetime as dt
+
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -93,6 +145,7 @@ class OpenAIEngine:
         max_backoff_s: float = 30.0,
         extra_body: dict | None = None,
         log_path: str | os.PathLike | None = None,
+        max_image_pixels: int | None = MAX_IMAGE_PIXELS,
     ) -> None:
         self.model_id = str(model)
         self.base_url = base_url.rstrip("/")
@@ -105,6 +158,7 @@ class OpenAIEngine:
         self.max_backoff_s = float(max_backoff_s)
         self.extra_body = dict(extra_body or {})
         self.log_path = Path(log_path) if log_path else None
+        self.max_image_pixels = int(max_image_pixels) if max_image_pixels else None  # 0 = never
         self.calls = 0
         self.retries = 0
         if not os.environ.get(api_key_env):
@@ -127,10 +181,9 @@ class OpenAIEngine:
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         delay = min(self.max_backoff_s, self.backoff_s * 2**attempt)
         delay *= 1 + random.random() * 0.25  # jitter: spread clients that failed together
-        if retry_after:
-            # An HTTP-date Retry-After is not parsed: the exponential delay is good enough.
-            with contextlib.suppress(ValueError):
-                delay = max(delay, min(float(retry_after), self.max_backoff_s))
+        wait = retry_after_seconds(retry_after) if retry_after else None
+        if wait is not None:
+            delay = max(delay, min(wait, self.max_backoff_s))
         return delay
 
     async def _post(self, client, sem: asyncio.Semaphore, body: dict) -> dict:
@@ -192,7 +245,7 @@ class OpenAIEngine:
     def _body(self, req: ChatRequest, max_tokens: int, **extra) -> dict:
         body = {
             "model": self.model_id,
-            "messages": to_messages(req),
+            "messages": to_messages(req, self.max_image_pixels),
             "temperature": 0,
             "max_tokens": max_tokens,
         }

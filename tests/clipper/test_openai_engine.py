@@ -161,3 +161,44 @@ def test_works_inside_a_running_event_loop():
             return _engine(srv).generate([(user("loop"),)])
 
     assert asyncio.run(main()) == ["echo: loop"]
+
+
+def test_retry_after_as_an_http_date_is_honoured():
+    from email.utils import formatdate
+
+    from selection.engines.openai_engine import retry_after_seconds
+
+    assert retry_after_seconds("Wed, 21 Oct 2026 07:28:30 GMT", now=1792567680.0) == 30.0
+    assert retry_after_seconds("Wed, 21 Oct 2026 07:27:00 GMT", now=1792567680.0) == 0.0
+    assert retry_after_seconds("2.5") == 2.5 and retry_after_seconds("soon") is None
+    with ChatServer() as srv:
+        # HTTP-dates have whole seconds: 2 s ahead means a wait of more than 1 s
+        srv.fail_next(("429", formatdate(time.time() + 2, usegmt=True)))
+        eng = _engine(srv, concurrency=1)
+        started = time.monotonic()
+        assert eng.generate([(user("hi"),)]) == ["echo: hi"]
+        assert time.monotonic() - started >= 0.9
+
+
+def test_images_above_the_pixel_budget_are_downsized_before_inlining(tmp_path):
+    import io
+
+    from PIL import Image
+
+    big, small = tmp_path / "big.jpg", tmp_path / "small.png"
+    Image.new("RGB", (3000, 2000), (200, 30, 30)).save(big, quality=95)
+    Image.new("RGB", (64, 48), (30, 30, 200)).save(small)
+    with ChatServer() as srv:
+        eng = _engine(srv, max_image_pixels=1_000_000)
+        eng.generate([(user("look", str(big), str(small)),)])
+        parts = srv.requests[0]["messages"][0]["content"]
+        unlimited = _engine(srv, max_image_pixels=0)
+        unlimited.generate([(user("again", str(big)),)])
+        raw = srv.requests[1]["messages"][0]["content"][0]["image_url"]["url"]
+    urls = [p["image_url"]["url"] for p in parts[:2]]
+    assert urls[0].startswith("data:image/jpeg;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(urls[0].split(",", 1)[1]))) as im:
+        w, h = im.size
+    assert w * h <= 1_000_000 and abs(w / h - 1.5) < 0.01 and w > 1000
+    assert base64.b64decode(urls[1].split(",", 1)[1]) == small.read_bytes()  # fits: untouched
+    assert base64.b64decode(raw.split(",", 1)[1]) == big.read_bytes()  # 0 = never downsize
