@@ -99,6 +99,15 @@ FORMATS: dict[str, Format] = {
         id_line_sql("orig_id"),
         "one original sample id a line (JSON-quoted when plain text would lose it)",
     ),
+    # Not lines: store/export/parquet.py writes these rows as Hub-style Parquet, images embedded.
+    "parquet": Format(
+        "parquet",
+        ".parquet",
+        False,
+        "{'id': orig_id, 'imgs': imgs, 'src_imgs': src_imgs, 'turns': turns, 'task': task}",
+        "Hub-style Parquet: id, images list<struct<bytes, path>> embedded, messages (TRL typed "
+        "content), task",
+    ),
 }
 
 

@@ -36,11 +36,12 @@ from store.export.formats import (
     null_patch,
     sharegpt_dataset_info,
 )
+from store.export.parquet import write_parquet
 from store.ingest.formats import TURN_EXTRA
 from store.tags import sidecar_tags
 
 # Flags that mean "the image is not usable": skipped unless include_flagged.
-IMAGE_FLAGS = ("missing_image", "corrupt_image", "path_escape")
+IMAGE_FLAGS = ("missing_image", "corrupt_image", "path_escape", "remote_image")
 BATCH_ROWS = 65_536
 _replace = os.replace  # one name to swap in tests that simulate a failing disk
 
@@ -305,7 +306,8 @@ def export(
         else:
             reldirs, imgs = "", "images"
         line_query = (
-            f"SELECT {form.line_sql} AS line FROM (SELECT orig_id, {imgs} AS imgs, turns, task, "
+            f"SELECT {form.line_sql} AS line FROM (SELECT orig_id, {imgs} AS imgs, images AS "
+            "src_imgs, turns, task, "
             f"sample_id, {_source_keys_sql(form, keep_extra)} "
             f"FROM _export_snapshot{reldirs} WHERE status IN ('ok', 'fixed'))"
         )
@@ -318,7 +320,11 @@ def export(
         try:
             with open(tmp, "wb") as fh:
                 reader = con.sql(line_query).to_arrow_reader(BATCH_ROWS)
-                n_written = _write_lines(_progress(reader, n_ok, progress), fh, digest, form.array)
+                rows = _progress(reader, n_ok, progress)
+                if fmt == "parquet":  # images embedded: store/export/parquet.py
+                    n_written = write_parquet(rows, fh, digest)
+                else:
+                    n_written = _write_lines(rows, fh, digest, form.array)
                 fh.flush()
                 os.fsync(fh.fileno())
             if n_written != n_ok:

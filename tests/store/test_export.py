@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -20,6 +21,23 @@ from tests.helpers.datasets import insert_synthetic_samples, sample_ids, write_r
 
 def read_manifest(path: Path, fmt: str) -> list[dict]:
     """Parse an exported manifest into records with `id`, `images` and `turns` (role, content)."""
+    if fmt == "parquet":  # TRL typed parts: an image part is a token, text joins with "\n"
+        return [
+            {
+                "id": r["id"],
+                "images": [i["path"] for i in r["images"]],
+                "turns": [
+                    (
+                        m["role"],
+                        "\n".join(
+                            p["text"] if p["type"] == "text" else "<image>" for p in m["content"]
+                        ),
+                    )
+                    for m in r["messages"]
+                ],
+            }
+            for r in pq.read_table(path).to_pylist()
+        ]
     text = path.read_text(encoding="utf-8")
     if fmt == "ids":
         return [{"id": line} for line in text.splitlines()]

@@ -62,7 +62,7 @@ def _parse_maps(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command("ingest")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--name",
     "-n",
@@ -76,11 +76,15 @@ def _parse_maps(values: tuple[str, ...]) -> dict[str, str]:
     "fmt",
     default="auto",
     show_default=True,
-    type=click.Choice(["auto", "llava", "swift", "sharegpt", "table"]),
-    help="llava: JSON list with id/image/conversations (from/value). swift: ms-swift "
-    "JSONL with messages (role/content) and images. sharegpt: LLaMA-Factory, PATH is "
+    type=click.Choice(
+        ["auto", "llava", "swift", "sharegpt", "table", "cauldron", "trl", "openai", "qwen"]
+    ),
+    help="llava: id/image/conversations (from/value), JSON or Parquet (LLaVA-OneVision). "
+    "swift: ms-swift messages (role/content) and images. sharegpt: LLaMA-Factory, PATH is "
     "dataset_info.json or a data file beside it. table: Parquet/JSONL with --map. "
-    "auto: guess from the file name and the first sample.",
+    "cauldron: images + texts (user/assistant). trl/openai/qwen: messages whose content is "
+    "a list of typed parts (image placeholders, image_url, image). "
+    "auto: guess from the Parquet schema or the first sample.",
 )
 @click.option(
     "--image-root",
@@ -118,7 +122,7 @@ def _parse_maps(values: tuple[str, ...]) -> dict[str, str]:
 @click.pass_obj
 def ingest_command(
     workspace: Workspace,
-    path: Path,
+    paths: tuple[Path, ...],
     name: str | None,
     fmt: str,
     image_root: Path | None,
@@ -126,13 +130,16 @@ def ingest_command(
     dataset_key: str | None,
     check_images: str,
 ) -> None:
-    """Read a dataset file into the workspace catalog.
+    """Read a dataset into the workspace catalog: a file, a folder of shards, or a glob.
 
-    Images are referenced, not copied. Problems with single samples (missing or corrupt image,
-    image/<image>-token mismatch, path escaping the image root, duplicate id, empty answer,
-    very long text) are flagged on the sample and reported; problems with the file as a whole
-    (truncated JSON, not UTF-8, wrong structure) stop the ingest and leave the catalog as it
-    was. See docs/data.md.
+    Several PATHs (a glob your shell expanded) or a folder are one dataset, read in name
+    order. Image paths are referenced, not copied; embedded images (Hub Parquet bytes, data
+    URLs) are stored once in the workspace's images/ folder, by content. Problems with single
+    samples (missing or corrupt image, image/<image>-token mismatch, path escaping the image
+    root, remote image URL, duplicate id, empty answer, very long text) are flagged on the
+    sample and reported; problems with the data as a whole (truncated JSON, not UTF-8, wrong
+    structure, shards whose schemas differ) stop the ingest and leave the catalog as it was.
+    See docs/data.md.
     """
     from rich.progress import (
         BarColumn,
@@ -170,7 +177,7 @@ def ingest_command(
 
         report = ingest(
             catalog,
-            path,
+            list(paths),
             name=name,
             fmt=fmt,
             image_root=image_root,
@@ -187,6 +194,13 @@ def ingest_command(
     )
     console.print(f"  source {report.source_path}", highlight=False)
     console.print(f"  images relative to {report.image_root}", highlight=False)
+    if report.images_written or report.images_reused:
+        console.print(
+            f"  embedded images: {report.images_written:,} written "
+            f"({report.image_bytes_written / 2**20:,.1f} MiB), {report.images_reused:,} already "
+            f"stored, in {workspace.images_dir}",
+            highlight=False,
+        )
     if report.flags:
         kinds = ", ".join(f"{k} {v:,}" for k, v in report.flags.items())
         console.print(f"  [yellow]{report.n_flagged:,} flagged[/]: {kinds}")
@@ -194,6 +208,13 @@ def ingest_command(
             console.print(
                 "  [yellow]hint[/]: nearly every image is missing; are the paths relative to "
                 "another folder? Ingest again with --image-root DIR.",
+                highlight=False,
+            )
+        if report.flags.get("remote_image"):
+            console.print(
+                "  [yellow]note[/]: remote_image samples name their image by URL; Thresher "
+                "does not download it. Fetch the images and point the data at the files (or "
+                "embed them) to use those samples.",
                 highlight=False,
             )
     else:

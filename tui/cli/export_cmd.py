@@ -10,7 +10,7 @@ import click
 from store.errors import ThresherError
 from store.workspace import Workspace
 
-FORMAT_CHOICES = ["llava", "swift", "sharegpt", "ids"]
+FORMAT_CHOICES = ["llava", "swift", "sharegpt", "ids", "parquet"]
 
 
 def _catalog(workspace: Workspace) -> Any:
@@ -57,7 +57,8 @@ def _run_dataset(catalog: Any, run_id: str) -> str:
     help="llava: LLaVA JSON (id, image, conversations). swift: ms-swift JSONL (messages, "
     "images). sharegpt: LLaMA-Factory ShareGPT JSON plus dataset_info.json beside it. "
     "ids: one original sample id a line (JSON-quoted where plain text would lose it; "
-    "decide --ids-file reads it).",
+    "decide --ids-file reads it). parquet: Hub-style Parquet with the images embedded "
+    "(images list<struct<bytes, path>>, messages in TRL's typed form) for TRL and datasets.",
 )
 @click.option(
     "--out",
