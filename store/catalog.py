@@ -17,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 
+from store import catalog_health as health
+from store import faults
 from store.errors import CatalogBusy, ThresherError
 from store.schema import MIGRATIONS, SCHEMA_VERSION
 from store.workspace import Workspace
@@ -45,10 +47,19 @@ class Catalog:
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One connection for one unit of work; waits (bounded) while another process holds the file."""
+        """One connection for one unit of work; waits (bounded) while another process holds the file.
+
+        A catalog file that cannot be read (here or halfway through the work) raises
+        CatalogBroken, which names the file and `thresher doctor --repair`.
+        """
         con = self._connect_with_retry()
         try:
             yield con
+        except duckdb.Error as exc:
+            broken = health.broken_error(self.path, exc)
+            if broken is None:
+                raise
+            raise broken from exc
         finally:
             con.close()
 
@@ -62,17 +73,26 @@ class Catalog:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            faults.point("catalog.commit", self.path)
             con.execute("COMMIT")
+            faults.point("catalog.committed", self.path)
 
     def _connect_with_retry(self) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.02
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                wal = health.wal_bytes(self.path)
+                con = duckdb.connect(str(self.path))
+                if wal:
+                    health.checkpoint_stale_wal(con, self.path, wal)
+                return con
             except duckdb.Error as exc:
                 if not _is_lock_error(exc):
-                    raise
+                    broken = health.broken_error(self.path, exc)
+                    if broken is None:
+                        raise
+                    raise broken from exc
                 if time.monotonic() >= deadline:
                     pid = re.search(r"PID (\d+)", str(exc))
                     holder = f"process {pid.group(1)}" if pid else "another process"
@@ -97,11 +117,16 @@ class Catalog:
         """Apply the migrations this file has not seen yet, each in its own transaction."""
         with self.connect() as con:
             current = self.schema_version(con)
+            if current:
+                health.check_size(con, self.path)
             if current > SCHEMA_VERSION:
                 raise ThresherError(
                     f"{self.path} has schema version {current}, newer than this Thresher "
                     f"({SCHEMA_VERSION}); upgrade Thresher."
                 )
+            if 0 < current < SCHEMA_VERSION:
+                con.execute("CHECKPOINT")  # the backup must hold every committed change
+                health.backup_before_migration(self.path, current)
             for version in range(current, SCHEMA_VERSION):
                 con.execute("BEGIN TRANSACTION")
                 con.execute(MIGRATIONS[version])

@@ -20,6 +20,8 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
+from store import faults
+from store.atomic import remove_stale_temps
 from store.decisions import (
     decision_stats,
     effective_sql,
@@ -37,6 +39,7 @@ from store.export.formats import (
     sharegpt_dataset_info,
 )
 from store.export.parquet import write_parquet
+from store.failures import translating
 from store.ingest.formats import TURN_EXTRA
 from store.tags import sidecar_tags
 
@@ -178,7 +181,11 @@ def _write_lines(reader: pa.RecordBatchReader, fh: BinaryIO, digest: Any, array:
 
 def _atomic_text(path: Path, text: str) -> Path:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a half-written temp
+        raise
     return tmp
 
 
@@ -187,6 +194,7 @@ def _default_name(dataset: str, run_id: str | None, selection: str | None, fmt: 
     return "-".join(p.replace("/", "_").replace(" ", "_") for p in parts)
 
 
+@translating("writing the export", "out_path")
 def export(
     catalog: Any,
     *,
@@ -285,6 +293,7 @@ def export(
             if target.is_dir():
                 target = target / (_default_name(dataset, run_id, sel_name, fmt) + form.ext)
         target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(target, (target.parent / "dataset_info.json",))
 
         rel_root: Path | None = None
         if path_style == "relative":
@@ -327,6 +336,7 @@ def export(
                     n_written = _write_lines(rows, fh, digest, form.array)
                 fh.flush()
                 os.fsync(fh.fileno())
+            faults.point("export.written", tmp)
             if n_written != n_ok:
                 raise ThresherError(f"export wrote {n_written} samples, expected {n_ok}")
             sha = digest.hexdigest()
@@ -420,6 +430,7 @@ def export(
                         created.replace(tzinfo=None),
                     ],
                 )
+                faults.point("export.publish", target)
                 _publish([(tmp, target), (temps[1], sidecar), *extra])
             except BaseException:
                 con.execute("ROLLBACK")

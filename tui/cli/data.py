@@ -390,13 +390,26 @@ def _workspace(workspace: Workspace) -> tuple[str, str]:
 
 
 @click.command("doctor")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Repair the workspace's catalog instead: checkpoint a write-ahead log left by a killed "
+    "command, read every table, and if the file is damaged keep it aside and restore the backup "
+    "made before the last schema upgrade.",
+)
 @click.pass_obj
-def doctor(workspace: Workspace) -> None:
+def doctor(workspace: Workspace, repair: bool) -> None:
     """Report what this machine offers Thresher: torch and CUDA, GPUs, faiss GPU support, vLLM,
     NVML, Ray, the terminal's colour and graphics support, and the workspace in use.
 
     Every probe is independent: a missing or broken package is reported, never fatal.
+    `--repair` mends the catalog instead (docs/data.md, "A damaged catalog").
     """
+    if repair:
+        from tui.cli.errors import repair as repair_catalog
+
+        repair_catalog(workspace.catalog_path)
+        return
     from rich.table import Table
 
     checks: list[tuple[str, str, str]] = [

@@ -1,0 +1,84 @@
+"""A truncated, overwritten or crashed catalog: one-line errors, a backup, `doctor --repair`."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from store import catalog as catalog_mod
+from store.catalog import Catalog
+from store.catalog_health import backups, wal_bytes
+from tests.faults.conftest import one_line_error, run_cli
+from tests.helpers.datasets import sample_ids, write_run
+
+
+def _populated(catalog, small_json):
+    from store.ingest import ingest
+
+    ingest(catalog, small_json, name="small", fmt="llava")
+    ids = sample_ids(catalog, "small")
+    write_run(catalog, "r1", "small", pa.table({"sample_id": ids, "selected": [True] * len(ids)}))
+    return catalog.workspace
+
+
+COMMANDS = [
+    ("datasets",),
+    ("runs",),
+    ("status",),
+    ("decide", "r1", "keep", "--ids", "s1"),
+    ("export", "--run", "r1", "-f", "ids"),
+]
+
+
+def test_truncated_and_garbage_catalogs_give_one_line_and_exit_1(catalog, small_json):
+    ws = _populated(catalog, small_json)
+    good = ws.catalog_path.read_bytes()
+    for damage in (good[: len(good) // 2], b"this is not a database\n" * 50):
+        ws.catalog_path.write_bytes(damage)
+        for args in COMMANDS:
+            line = one_line_error(run_cli(ws.root, *args))
+            assert str(ws.catalog_path) in line and "thresher doctor --repair" in line, line
+
+
+def test_backup_before_migration_and_repair_restores_it(catalog, small_json, monkeypatch):
+    ws = _populated(catalog, small_json)
+    version = catalog_mod.SCHEMA_VERSION
+    assert backups(ws.catalog_path) == []  # nothing to migrate: no backup
+    # A newer Thresher with one more migration opens this catalog: it backs it up first.
+    migrations = [*catalog_mod.MIGRATIONS, "CREATE TABLE probe_v_next (x INTEGER);"]
+    monkeypatch.setattr(catalog_mod, "MIGRATIONS", migrations)
+    monkeypatch.setattr(catalog_mod, "SCHEMA_VERSION", version + 1)
+    Catalog.open(ws)
+    (backup,) = backups(ws.catalog_path)
+    assert backup.name == f"catalog.duckdb.bak-v{version}"
+    monkeypatch.undo()
+
+    ws.catalog_path.write_bytes(ws.catalog_path.read_bytes()[:20_000])  # a crash mid-copy
+    proc = run_cli(ws.root, "doctor", "--repair")
+    assert proc.returncode == 0, proc.stderr
+    assert "damaged" in proc.stdout and f"restored {backup}" in proc.stdout
+    aside = list(ws.root.glob("catalog.duckdb.broken-*"))
+    assert len(aside) == 1  # the damaged file is kept, never deleted
+    proc = run_cli(ws.root, "datasets")
+    assert proc.returncode == 0 and "small" in proc.stdout, proc.stderr
+    proc = run_cli(ws.root, "doctor", "--repair")
+    assert proc.returncode == 0 and ": OK; read all" in proc.stdout, proc.stdout
+
+
+def test_repair_without_backup_says_what_to_do(catalog, small_json):
+    ws = _populated(catalog, small_json)
+    ws.catalog_path.write_bytes(b"garbage" * 1000)
+    line = one_line_error(run_cli(ws.root, "doctor", "--repair"))
+    assert "no usable backup" in line and "thresher init" in line
+
+
+def test_stale_wal_after_a_kill_is_checkpointed_once_and_announced(catalog, small_json):
+    ws = catalog.workspace
+    proc = run_cli(ws.root, "ingest", str(small_json), fault="kill:catalog.committed")
+    assert proc.returncode == -9, proc.stderr  # killed after COMMIT, before any checkpoint
+    assert wal_bytes(ws.catalog_path) > 0
+    first = run_cli(ws.root, "datasets")
+    assert first.returncode == 0 and "small" in first.stdout  # the commit survived the kill
+    assert "note:" in first.stderr and "write-ahead log" in first.stderr, first.stderr
+    assert wal_bytes(ws.catalog_path) == 0
+    again = run_cli(ws.root, "datasets")
+    assert again.returncode == 0 and "write-ahead" not in again.stderr
