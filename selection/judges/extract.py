@@ -78,19 +78,22 @@ _SENTENCE_END = re.compile(r"(?:\.(?!\d)|[!?\n;])\s*")
 @lru_cache(maxsize=65536)
 def normalize(text: str) -> str:
     """Lowercase, drop punctuation and articles, number words -> digits, squeeze spaces."""
-    text = text.lower().strip()
+    text = text.lower()
     # keep decimal points and thousands separators inside numbers before punctuation goes
     if "," in text:
-        text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
+        text = _THOUSANDS.sub("", text)
     if "." in text:
-        text = re.sub(r"(?<=\d)\.(?=\d)", "\x00", text)
+        text = _DECIMAL.sub("\x00", text)
     text = text.translate(_PUNCT).replace("\x00", ".")
-    words = [str(NUMBER_WORDS.get(w, w)) if w in _COUNTING else w for w in text.split()]
-    return " ".join(w for w in words if w not in ARTICLES)
+    return " ".join([_DIGITS.get(w, w) for w in text.split() if w not in ARTICLES])
 
 
-# Words that only become digits in normalised text (not "pair", "none": those read as words).
-_COUNTING = frozenset(w for w in NUMBER_WORDS if w not in ("single", "once", "pair", "none"))
+# Words that become digits in normalised text (not "pair", "none", "once": those read as words).
+_DIGITS = {
+    w: str(v) for w, v in NUMBER_WORDS.items() if w not in ("single", "once", "pair", "none")
+}
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
 
 
 def strip_lead_in(reply: str) -> str:
@@ -104,14 +107,19 @@ def first_sentence(reply: str) -> str:
 
 def stated_answer(reply: str) -> str | None:
     """X of "the answer is X" / "Answer: X" (the last such statement), else None."""
+    low = reply.lower()
+    if "answer" not in low and "option" not in low and "choice" not in low:
+        return None  # cheap test first: most replies state no "answer is"
     found = _ANSWER_IS.findall(reply)
     return found[-1].strip() if found else None
 
 
+_HEDGED = re.compile(r"(?<!\S)(?:" + "|".join(re.escape(h) for h in (*HEDGES, "or")) + r")(?!\S)")
+
+
 def is_hedged(norm: str) -> bool:
-    """A normalised reply that declines to answer or hedges between answers."""
-    padded = f" {norm} "
-    return any(f" {h} " in padded for h in HEDGES) or " or " in padded
+    """A normalised reply that declines to answer or hedges between answers ("red or blue")."""
+    return _HEDGED.search(norm) is not None
 
 
 def negated_at(words: list[str], i: int) -> bool:
@@ -138,6 +146,9 @@ def phrase_positions(words: list[str], phrase: list[str]) -> list[int]:
     n = len(phrase)
     if not n:
         return []
+    if n == 1:
+        forms = (phrase[0], phrase[0] + "s", phrase[0] + "es")
+        return [i for i, w in enumerate(words) if w in forms]
     out = []
     head, last = phrase[:-1], phrase[-1]
     for i in range(len(words) - n + 1):
@@ -171,17 +182,16 @@ def numbers_in(norm: str) -> list[float]:
     return out
 
 
+_HOW_MANY = re.compile(r"\bhow\s+many\s+([A-Za-z]+)", re.IGNORECASE)
+
+
 def counted_number(norm_reply: str, question: str) -> float | None:
     """The count a reply gives for "How many X": the number right before X (two words of
     slack for adjectives: "three red circles"); a single stated number otherwise; "no X" is 0."""
     nums = numbers_in(norm_reply)
     words = norm_reply.split()
-    q = normalize(question).split()
-    noun = None
-    if "many" in q:
-        i = q.index("many")
-        if i + 1 < len(q):
-            noun = q[i + 1].rstrip("s")
+    m = _HOW_MANY.search(question)
+    noun = m.group(1).lower().rstrip("s") if m else None
     if noun:
         near = set()
         for i, w in enumerate(words):

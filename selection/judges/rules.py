@@ -55,6 +55,7 @@ _NO = frozenset({"no", "nope", "nah", "false", "incorrect"})
 
 # An option line or inline option: "A. red", "(B) green", "C) blue", "D: yellow".
 _OPTION = re.compile(r"(?:^|\n|\s)\(?([A-H])[\.\):]\s*([^\n]+?)(?=\s+\(?[A-H][\.\):]\s|\n|$)")
+_HAS_A = re.compile(r"(?:^|\s)\(?A[\.\):]")
 # A letter answer: "B", "(B)", "B.", "B) green", "Answer: B", "The answer is (B)".
 _LETTER = re.compile(
     r"^(?:(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)(?:\s+is)?\s*[:\-]?\s*)?"
@@ -82,6 +83,8 @@ def parse_number(text: str) -> float | None:
 @lru_cache(maxsize=4096)
 def parse_options(question: str) -> dict[str, str]:
     """Options listed in a multiple-choice question, letter -> text ({} if fewer than two)."""
+    if not _HAS_A.search(question):  # most questions list no options: skip the full parse
+        return {}
     opts = {m.group(1): m.group(2).strip() for m in _OPTION.finditer(question)}
     letters = sorted(opts)
     # Require a run A, B, ... so a stray "I." in prose does not count as options.
@@ -180,22 +183,7 @@ class RuleJudge:
         self._undecided = 0
 
     def rule_for(self, item: JudgeItem) -> str:
-        rule = TASK_RULES.get((item.task or "").lower())
-        options = parse_options(item.question)
-        if rule == "mc" or (rule is None and options and self._refs_are_options(item, options)):
-            return "mc" if options else "exact"
-        if rule:
-            return rule
-        refs = [normalize(r) for r in item.references if r.strip()]
-        if refs and all(r in ("yes", "no") for r in refs):
-            return "yesno"
-        if refs and all(NUM_RE.fullmatch(r) for r in refs):
-            return "numeric"
-        return "exact"
-
-    @staticmethod
-    def _refs_are_options(item: JudgeItem, options: dict[str, str]) -> bool:
-        return all(_mc_letter(r, options) is not None for r in item.references)
+        return _rule_for(item.task, item.question, item.references)
 
     def judge_one(self, item: JudgeItem) -> Verdict:
         rule = self.rule_for(item)
@@ -254,6 +242,26 @@ class RuleJudge:
         }
 
 
+@lru_cache(maxsize=65536)
+def _rule_for(task: str | None, question: str, references: tuple[str, ...]) -> str:
+    """The rule for a (task, question, references): from the task, else from their shape.
+    Cached: a dataset repeats its questions and answers far more than replies repeat."""
+    rule = TASK_RULES.get((task or "").lower())
+    options = parse_options(question)
+    if rule == "mc" or (
+        rule is None and options and all(_mc_letter(r, options) is not None for r in references)
+    ):
+        return "mc" if options else "exact"
+    if rule:
+        return rule
+    refs = [normalize(r) for r in references if r.strip()]
+    if refs and all(r in ("yes", "no") for r in refs):
+        return "yesno"
+    if refs and all(NUM_RE.fullmatch(r) for r in refs):
+        return "numeric"
+    return "exact"
+
+
 def _short_answer(item: JudgeItem, refs: list[str]) -> Verdict:
     """Colour / shape / word / free-text references against a reply that may be a sentence."""
     text = strip_lead_in(item.response)
@@ -277,8 +285,9 @@ def _short_answer(item: JudgeItem, refs: list[str]) -> Verdict:
     vocab = next((v for r in want if (v := vocabulary_of(r))), None)
     others: set[str] = set()
     if vocab:
-        asked = set(normalize(item.question).split())
-        others = vocabulary_mentions(words, vocab) - asked - set(want)
+        others = vocabulary_mentions(words, vocab) - set(want)
+        if others:  # the question's own words are context ("the car next to the blue truck")
+            others -= set(normalize(item.question).split())
     if positive:
         if hedged or others:
             return Verdict(None, "contains", f"reference and also {sorted(others) or 'a hedge'}")
