@@ -6,19 +6,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.message import Message
 
 from store.catalog import Catalog
-from store.errors import ThresherError
 from store.workspace import Workspace
 from tui.data.decisions import Decision, DecisionWriter
 from tui.data.run_view import RunView
-from tui.data.workspace_view import list_runs
+from tui.data.workspace_view import WorkspaceReader, WorkspaceState, workspace_stamp
+from tui.screens.base import ReportsWorkerErrors, WorkspaceChanged, describe
 from tui.screens.home import HomeScreen
 from tui.widgets.dialogs import HelpScreen, help_text
+
+POLL_S = 1.0  # how often the workspace's files are stat'ed for changes made by anyone
+MAX_VIEWS = 3  # opened runs kept in memory besides those on the screen stack
 
 
 @dataclass
@@ -33,12 +37,20 @@ class ThresherCommands(Provider):
     """Palette entries spoken as "category: action" (posting's convention)."""
 
     def commands(self) -> Iterable[tuple[str, object, str]]:
+        """From the app's cached look at the workspace: typing in the palette reads no file."""
         app = self.app
         assert isinstance(app, ThresherApp)
+        state = app.state
         yield "view: home", app.go_home, "Datasets and runs"
         yield "run: start a new run", app.open_start_run, "Method, dataset, parameters"
         yield "help: keys for the focused widget", app.action_help, "Same as F1"
-        for run in list_runs(app.workspace):
+        for ds in state.datasets:
+            yield (
+                f"dataset: {ds.name}",
+                partial(app.open_dataset, ds.name),
+                "Samples, flags, tags, filters",
+            )
+        for run in state.runs:
             if run.has_result:
                 yield (
                     f"browse: {run.run_id}",
@@ -50,6 +62,12 @@ class ThresherCommands(Provider):
                     partial(app.open_export, run.run_id),
                     "Write a manifest",
                 )
+                if (app.workspace.run_dir(run.run_id) / "embeddings").is_dir():
+                    yield (
+                        f"search: {run.run_id}",
+                        partial(app.open_search, run.run_id),
+                        "By meaning (the run's CLIP), more like this",
+                    )
             yield (
                 f"monitor: {run.run_id}",
                 partial(app.open_monitor, run.run_id),
@@ -73,7 +91,7 @@ class ThresherCommands(Provider):
                 yield Hit(score, matcher.highlight(name), callback, help=help)  # type: ignore[arg-type]
 
 
-class ThresherApp(App):
+class ThresherApp(ReportsWorkerErrors, App):
     CSS_PATH = "app.tcss"
     TITLE = "Thresher"
     COMMANDS = App.COMMANDS | {ThresherCommands}
@@ -93,11 +111,34 @@ class ThresherApp(App):
         self.writer = DecisionWriter(self.catalog, self._decision_done)
         self._views: dict[str, RunView] = {}
         self._closing = False
+        self.state = WorkspaceState([], [], {})
+        self._reader = WorkspaceReader(workspace)
+        self._stamp: tuple | None = None
+
+    WORK_LABELS = {"workspace-poll": "reading the workspace"}
 
     def on_mount(self) -> None:
         self.push_screen(HomeScreen())
         if self.open_run:
             self.open_browser(self.open_run)
+        self.poll_workspace()
+        self.set_interval(POLL_S, self.poll_workspace)
+
+    # ---------------------------------------------------------------- live workspace
+
+    @work(thread=True, exclusive=True, group="workspace-poll", exit_on_error=False)
+    def poll_workspace(self, force: bool = False) -> None:
+        """Stat the workspace's files; read it again only when one changed (or `force`)."""
+        stamp = workspace_stamp(self.workspace)
+        if stamp == self._stamp and not force:
+            return
+        state = self._reader.read()
+        self._stamp = stamp
+        self.post_message(WorkspaceChanged(state))
+
+    def on_workspace_changed(self, message: WorkspaceChanged) -> None:
+        self.state = message.state
+        self.screen.post_message(WorkspaceChanged(message.state))
 
     def _decision_done(self, decision: Decision, error: BaseException | None) -> None:
         """Runs on the writer thread: hand the outcome to the UI thread (not while it shuts down)."""
@@ -113,16 +154,27 @@ class ThresherApp(App):
         self.call_from_thread(lambda: self.screen.post_message(DecisionSaved(decision, error)))
 
     def view(self, run_id: str) -> RunView:
-        if run_id not in self._views:
+        if run_id in self._views:
+            self._views[run_id] = self._views.pop(run_id)  # most recently used last
+        else:
             # tables load in the browser's first worker; the first page comes straight from Parquet
             self._views[run_id] = RunView(self.workspace, run_id, load=False)
+            self._evict_views()
         return self._views[run_id]
+
+    def _evict_views(self) -> None:
+        """Close the least recently opened runs' in-memory tables, except those a screen shows."""
+        in_use = {id(getattr(s, "view", None)) for s in self.screen_stack}
+        in_use |= {id(v) for s in self.screen_stack for v in getattr(s, "views", [])}
+        idle = [r for r, v in self._views.items() if id(v) not in in_use]
+        for run_id in idle[: max(len(idle) - MAX_VIEWS, 0)]:
+            self._views.pop(run_id).close()
 
     def _guard(self, fn, *args) -> None:
         try:
             fn(*args)
-        except ThresherError as exc:
-            self.notify(str(exc), severity="error", timeout=8)
+        except Exception as exc:  # a damaged run folder: say so, stay where we are
+            self.notify(describe(exc), severity="error", timeout=8)
 
     # ---------------------------------------------------------------- navigation
 
@@ -154,11 +206,24 @@ class ThresherApp(App):
         from tui.screens.compare import CompareScreen
 
         ids = (
-            run_ids
-            if run_ids is not None
-            else [r.run_id for r in list_runs(self.workspace) if r.has_result]
+            run_ids if run_ids is not None else [r.run_id for r in self.state.runs if r.has_result]
         )
         self._guard(lambda: self.push_screen(CompareScreen([self.view(r) for r in ids])))
+
+    def open_search(self, run_id: str, text: str | None = None, like: int | None = None) -> None:
+        from tui.screens.search import SearchScreen
+
+        self._guard(lambda: self.push_screen(SearchScreen(self.view(run_id), text, like)))
+
+    def open_grid(self, view: RunView, rids: list[int], title: str) -> None:
+        from tui.screens.grid import GridScreen
+
+        self.push_screen(GridScreen(view, rids, title))
+
+    def open_dataset(self, name: str) -> None:
+        from tui.screens.dataset import DatasetScreen
+
+        self._guard(lambda: self.push_screen(DatasetScreen(name)))
 
     def open_start_run(self) -> None:
         from tui.screens.start_run import StartRunScreen

@@ -108,15 +108,15 @@ class RunSearcher:
         return int(rows[0])
 
     def encode_text(self, text: str):
-        import torch
-
-        from selection.ofa.encode import load_encoder
-
         with self._lock:  # one model load even when two workers ask at once
             if self._encoder is None:
-                cfg = encoder_settings(self.run_dir)
+                cfg = encoder_settings(self.run_dir)  # before torch: a run without one fails fast
                 cfg.device = self.device
+                from selection.ofa.encode import load_encoder
+
                 self._encoder = load_encoder(cfg)
+        import torch
+
         enc = self._encoder
         if enc.dim != self.index.dim:
             raise ThresherError(

@@ -1,0 +1,128 @@
+"""Search, thumbnail grid and dataset view, driven through Pilot over the fake runs (real Parquet,
+real PNGs, real catalog), with decisions and tags read back from the catalog."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.tui.helpers import decision_rows, settle, wait_for, widget_text
+from tui.screens.dataset import DatasetScreen
+from tui.screens.grid import GridScreen, TileView
+from tui.screens.search import SearchScreen
+from tui.widgets.dialogs import ConfirmScreen, PromptScreen
+
+pytestmark = pytest.mark.anyio
+
+
+def _nearest(runs_ws, row: int, k: int) -> list[int]:
+    emb = np.load(runs_ws.run_dir("ofa-1") / "embeddings" / "part-00000.npy").astype(np.float64)
+    sims = emb @ emb[row]
+    sims[row] = -np.inf
+    return [int(i) for i in np.argsort(-sims)[:k]]
+
+
+async def test_more_like_this_then_bulk_keep_and_drop(app, runs_ws):
+    sid0 = (1 << 32) + 0
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_search("ofa-1", like=sid0)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SearchScreen)
+        await wait_for(pilot, lambda: screen.result is not None, what="search result")
+        rows = [r.hit.row for r in screen.rows]
+        assert 0 not in rows and len(rows) == 50  # top 50 of the 59 other samples, best first
+        assert rows[:5] == _nearest(runs_ws, 0, 5)
+        await pilot.press("space", "space", "d")  # mark the two best, drop them
+        app.writer.flush()
+        logged = decision_rows(app.catalog, "ofa-1")
+        assert {r[0] for r in logged} == {(1 << 32) + r for r in rows[:2]}
+        assert {r[1:] for r in logged} == {("drop", "list")}
+        assert [screen.rows[i].override for i in range(3)] == ["drop", "drop", None]
+        await pilot.press("K")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(pilot)
+        app.writer.flush()
+        assert len(decision_rows(app.catalog, "ofa-1")) == 2 + len(rows)
+        assert all(r.override == "keep" for r in screen.rows)
+        # "more like" the focused result starts a new search from it
+        await pilot.press("m")
+        await wait_for(pilot, lambda: screen.result.query != f"like:{sid0}", what="second search")
+        assert screen.result.query == f"like:{(1 << 32) + rows[2]}"  # the cursor's row
+
+
+async def test_text_search_on_a_run_without_an_encoder_says_why(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_search("ofa-1")
+        await settle(pilot)
+        screen = app.screen
+        await pilot.press(*"cats", "enter")
+        status_label = screen.query_one("#search-status")
+        await wait_for(pilot, lambda: "failed" in widget_text(status_label), what="the error")
+        status = widget_text(status_label)
+        assert "search failed" in status and "records no CLIP encoder" in status
+
+
+async def test_grid_pages_thumbnails_and_decides(app):
+    app.image_mode = "halfcell"
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        view = app.view("ofa-1")
+        app.open_grid(view, list(range(20)), "first 20")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, GridScreen)
+        await wait_for(pilot, lambda: screen.page == 0, what="first page")
+        per = screen.per_page
+        assert screen.cols == 4 and per >= 4  # 100 columns hold four 22-cell tiles
+        cells = list(screen.query(TileView))
+        assert len(cells) == per
+        first = widget_text(cells[0])
+        assert "▀" in first and "s0" in first  # a real thumbnail of a real PNG, its id
+        assert screen.paint_ms is not None
+        await pilot.press("right", "k")
+        app.writer.flush()
+        assert decision_rows(app.catalog, "ofa-1") == [((1 << 32) + 1, "keep", "sample")]
+        assert screen.tiles[1].decision == "KEEP"
+        await pilot.press("pagedown")
+        await wait_for(pilot, lambda: screen.page == 1, what="second page")
+        assert screen.tiles[0].rid == per
+        # tiles of samples whose image is missing say so instead of failing
+        assert any("missing" in widget_text(c) for c in screen.query(TileView))
+
+
+async def test_dataset_view_filters_counts_and_tags(app):
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        app.open_dataset("demo")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, DatasetScreen)
+        await wait_for(pilot, lambda: screen.counts is not None, what="counts")
+        assert screen.counts.total == 60 and screen.counts.flags == {"missing_image": 52}
+        assert len(screen.lines) == 60
+        await pilot.press("f")  # the first flag: missing_image
+        await wait_for(pilot, lambda: screen.counts.matching == 52, what="flag filter")
+        await pilot.press("f")  # (clean)
+        await wait_for(pilot, lambda: screen.counts.matching == 8, what="clean filter")
+        assert all(not line.flags for line in screen.lines)
+        await pilot.press("space", "space", "a")
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press(*"chart", "enter")
+        await settle(pilot)
+        await wait_for(pilot, lambda: screen.counts.tags == {"chart": 2}, what="tags counted")
+        assert [line.tags for line in screen.lines[:3]] == [["chart"], ["chart"], []]
+        await pilot.press("escape")  # clear the filters
+        await wait_for(pilot, lambda: screen.counts.matching == 60, what="filters cleared")
+        await pilot.press("T")  # tag filter: chart
+        await wait_for(pilot, lambda: screen.counts.matching == 2, what="tag filter")
+        await pilot.press("slash")
+        await pilot.press(*"object 1", "enter")  # "object 1?" and "object 1x?": text AND tag
+        await wait_for(pilot, lambda: screen.filters.text == "object 1", what="text filter")
+        await settle(pilot)
+        assert [line.orig_id for line in screen.lines] == ["s1"]
+        text = widget_text(screen.query_one("#dataset-counts"))
+        assert "missing_image" in text and "chart" in text

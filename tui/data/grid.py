@@ -1,0 +1,59 @@
+"""What a thumbnail grid needs per sample: source id, first image, the run's choice and the override.
+
+Rows are read from the run's input.parquet by row group (only the groups that hold the page's
+rows), so a page costs the same at any depth of a million-row run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from tui.data.run_view import RunView
+
+
+@dataclass(frozen=True)
+class Tile:
+    rid: int
+    sample_id: int
+    orig_id: str
+    image: str | None
+    algo: bool | None
+    override: str | None
+
+    @property
+    def decision(self) -> str:
+        if self.override in ("keep", "drop"):
+            return self.override.upper()
+        return "keep" if self.algo else "drop"
+
+
+def input_rows(path, rids: list[int]) -> dict[int, tuple[int, str, str | None]]:
+    """rid -> (sample_id, orig_id, first image) for these input rows."""
+    pf = pq.ParquetFile(path)
+    starts = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
+    out: dict[int, tuple[int, str, str | None]] = {}
+    want = sorted(set(rids))
+    groups = sorted({int(np.searchsorted(starts, r, side="right")) - 1 for r in want})
+    for g in groups:
+        table = pf.read_row_group(g, columns=["sample_id", "orig_id", "images"])
+        ids, origs, images = (table.column(c) for c in ("sample_id", "orig_id", "images"))
+        for r in want:
+            if starts[g] <= r < starts[g + 1]:
+                i = r - int(starts[g])
+                imgs = images[i].as_py() or []
+                out[r] = (ids[i].as_py(), str(origs[i].as_py()), imgs[0] if imgs else None)
+    return out
+
+
+def tiles(view: RunView, rids: list[int]) -> list[Tile]:
+    """One tile per rid, in the given order."""
+    found = input_rows(view.input_path, rids)
+    out = []
+    for rid in rids:
+        sid, orig, image = found[rid]
+        row = view.row(rid)
+        out.append(Tile(rid, sid, orig, image, row.get("algo"), row.get("override")))
+    return out

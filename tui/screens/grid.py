@@ -1,0 +1,185 @@
+"""A page of thumbnails of a cluster, subset or search result: arrow keys move, k/d/u decide.
+
+A page's tiles (ids, decisions, thumbnails) are built in a worker; the thumbnails come from a
+process-wide cache (tui/widgets/thumbs.py), so paging back paints from memory. The header says
+how long the last page took from the key to the paint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.message import Message
+from textual.widgets import Footer, Label, Static
+
+from tui.data.decisions import Decision
+from tui.data.grid import Tile, tiles
+from tui.data.run_view import RunView
+from tui.screens.base import ThresherScreen, describe
+from tui.widgets.thumbs import thumbnail
+
+THUMB_W, THUMB_H = 20, 8  # cells; a tile adds a caption line and a border
+
+
+class TileView(Static):
+    """One thumbnail and its caption (source id, decision)."""
+
+
+class GridScreen(ThresherScreen):
+    CSS_PATH = "views.tcss"
+    HELP = (
+        "## Thumbnail grid\n\nA page of thumbnails of the samples you came from (a group, a "
+        "search result). **arrows** move, **PgUp / PgDn** page, **k / d / u** keep, drop or clear "
+        "the focused sample, **enter** opens its detail, **esc** goes back. Decisions in capitals "
+        "(KEEP, DROP) are yours; lower case is the algorithm's."
+    )
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="grid.back"),
+        Binding("left", "move(-1)", "Left", show=False, id="grid.left"),
+        Binding("right", "move(1)", "Right", show=False, id="grid.right"),
+        Binding("up", "move_row(-1)", "Up", show=False, id="grid.up"),
+        Binding("down", "move_row(1)", "Down", show=False, id="grid.down"),
+        Binding("pageup", "page(-1)", "Prev page", id="grid.prev"),
+        Binding("pagedown", "page(1)", "Next page", id="grid.next"),
+        Binding("k", "decide('keep')", "Keep", id="grid.keep"),
+        Binding("d", "decide('drop')", "Drop", id="grid.drop"),
+        Binding("u", "decide('clear')", "Clear", id="grid.clear"),
+        Binding("enter", "open", "Detail", id="grid.open"),
+    ]
+    WORK_LABELS = {"grid": "thumbnails"}
+
+    @dataclass
+    class PageReady(Message):
+        page: int
+        tiles: list[Tile]
+        thumbs: list[Text]
+        started: float
+
+    def __init__(self, view: RunView, rids: list[int], title: str) -> None:
+        super().__init__()
+        self.view, self.rids, self.title_text = view, rids, title
+        self.cursor = 0
+        self.page = -1
+        self.cols, self.rows_per_page = 4, 2
+        self.tiles: list[Tile] = []
+        self.thumbs: list[Text] = []
+        self.paint_ms: float | None = None
+
+    @property
+    def per_page(self) -> int:
+        return self.cols * self.rows_per_page
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.title_text, id="run-header")
+        yield Label("loading…", id="grid-status", classes="hint")
+        yield Grid(id="grid")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.layout_grid()
+        self.load_page(0)
+
+    def on_resize(self) -> None:
+        if self.layout_grid():
+            self.load_page(self.cursor // self.per_page, force=True)
+
+    def layout_grid(self) -> bool:
+        """Fit as many tiles as the screen holds; True when the shape changed."""
+        width, height = self.size.width or 80, self.size.height or 24
+        cols = max(1, width // (THUMB_W + 2))
+        rows = max(1, (height - 4) // (THUMB_H + 3))
+        changed = (cols, rows) != (self.cols, self.rows_per_page)
+        self.cols, self.rows_per_page = cols, rows
+        grid = self.query_one("#grid", Grid)
+        grid.styles.grid_size_columns = cols
+        grid.remove_children()
+        grid.mount_all([TileView("", classes="tile") for _ in range(self.per_page)])
+        return changed
+
+    def load_page(self, page: int, force: bool = False) -> None:
+        if page == self.page and not force:
+            self.paint()
+            return
+        self.query_one("#grid-status", Label).update(f"page {page + 1}: loading…")
+        start = page * self.per_page
+        self.build(page, self.rids[start : start + self.per_page], time.perf_counter())
+
+    @work(thread=True, exclusive=True, group="grid", exit_on_error=False)
+    def build(self, page: int, rids: list[int], started: float) -> None:
+        page_tiles = tiles(self.view, rids)
+        thumbs = [thumbnail(t.image, THUMB_W, THUMB_H) for t in page_tiles]
+        self.post_message(self.PageReady(page, page_tiles, thumbs, started))
+
+    def on_grid_screen_page_ready(self, message: PageReady) -> None:
+        self.page, self.tiles, self.thumbs = message.page, message.tiles, message.thumbs
+        self.paint()
+        self.paint_ms = (time.perf_counter() - message.started) * 1000
+
+    def worker_failed(self, group: str, error: BaseException | None) -> None:
+        self.query_one("#grid-status", Label).update(f"could not load: {describe(error)}")
+
+    def paint(self) -> None:
+        cells = list(self.query(TileView))
+        focus = self.cursor - self.page * self.per_page
+        for i, cell in enumerate(cells):
+            if i >= len(self.tiles):
+                cell.update("")
+                cell.set_class(False, "-focused")
+                continue
+            t = self.tiles[i]
+            caption = Text(f"\n{t.orig_id[: THUMB_W - 6]:<{THUMB_W - 5}}{t.decision:>5}")
+            if t.override:
+                caption.stylize("bold")
+            cell.update(Text.assemble(self.thumbs[i], caption))
+            cell.set_class(i == focus, "-focused")
+        n_pages = max(1, -(-len(self.rids) // self.per_page))
+        took = f" · painted in {self.paint_ms:.0f} ms" if self.paint_ms is not None else ""
+        self.query_one("#grid-status", Label).update(
+            f"page {self.page + 1}/{n_pages} · sample {self.cursor + 1}/{len(self.rids)}{took}"
+        )
+
+    # ---------------------------------------------------------------- keys
+
+    def go(self, index: int) -> None:
+        if not self.rids:
+            return
+        self.cursor = max(0, min(len(self.rids) - 1, index))
+        self.load_page(self.cursor // self.per_page)
+
+    def action_move(self, step: int) -> None:
+        self.go(self.cursor + step)
+
+    def action_move_row(self, step: int) -> None:
+        self.go(self.cursor + step * self.cols)
+
+    def action_page(self, step: int) -> None:
+        self.go(self.cursor + step * self.per_page)
+
+    @property
+    def current(self) -> Tile | None:
+        i = self.cursor - self.page * self.per_page
+        return self.tiles[i] if 0 <= i < len(self.tiles) else None
+
+    def action_decide(self, action: str) -> None:
+        tile = self.current
+        if tile is None:
+            return
+        ids = self.view.apply([tile.rid], action)
+        self.app.writer.submit(Decision(self.view.run_id, tuple(ids), action, "sample"))
+        row = self.view.row(tile.rid)
+        i = self.tiles.index(tile)
+        self.tiles[i] = Tile(
+            tile.rid, tile.sample_id, tile.orig_id, tile.image, row.get("algo"), row.get("override")
+        )
+        self.paint()
+
+    def action_open(self) -> None:
+        tile = self.current
+        if tile is not None:
+            self.app.open_detail(self.view, tile.rid)
