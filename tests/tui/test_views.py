@@ -126,3 +126,20 @@ async def test_dataset_view_filters_counts_and_tags(app):
         assert [line.orig_id for line in screen.lines] == ["s1"]
         text = widget_text(screen.query_one("#dataset-counts"))
         assert "missing_image" in text and "chart" in text
+
+
+async def test_browser_keys_open_grid_and_more_like_this(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_browser("ofa-1")
+        await settle(pilot)
+        await pilot.press("G")
+        await settle(pilot)
+        grid = app.screen
+        assert isinstance(grid, GridScreen) and grid.rids == list(range(60))
+        await pilot.press("escape", "down", "L")
+        await settle(pilot)
+        search = app.screen
+        assert isinstance(search, SearchScreen)
+        await wait_for(pilot, lambda: search.result is not None, what="search result")
+        assert search.result.query == f"like:{(1 << 32) + 1}"  # the browser's focused row

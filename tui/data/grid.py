@@ -57,3 +57,11 @@ def tiles(view: RunView, rids: list[int]) -> list[Tile]:
         row = view.row(rid)
         out.append(Tile(rid, sid, orig, image, row.get("algo"), row.get("override")))
     return out
+
+
+GRID_LIMIT = 20_000  # rows of the browser's current view a grid opens with
+
+
+def shown_rids(view: RunView, limit: int = GRID_LIMIT) -> list[int]:
+    """The rids of the browser's current filter/sort, in order (the first `limit`)."""
+    return [row.rid for row in view.page(0, min(view.n_rows, limit))]

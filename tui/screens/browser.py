@@ -79,6 +79,11 @@ class BrowserScreen(ThresherScreen):
             "x", "export", "Export", id="browser.export", tooltip="Export this run's selection"
         ),
         Binding("m", "monitor", "Monitor", show=False, id="browser.monitor"),
+        Binding("S", "meaning", "Search", id="browser.meaning", tooltip="Search by meaning"),
+        Binding(
+            "L", "more_like", "Like", show=False, id="browser.like", tooltip="More like this sample"
+        ),
+        Binding("G", "grid", "Grid", id="browser.grid", tooltip="Thumbnails of the rows shown"),
     ]
 
     WORK_LABELS = {"browser-groups": "counting groups", "browser-query": "filter/sort"}
@@ -330,3 +335,19 @@ class BrowserScreen(ThresherScreen):
 
     def action_monitor(self) -> None:
         self.app.open_monitor(self.view.run_id)
+
+    def action_meaning(self) -> None:
+        self.app.open_search(self.view.run_id)
+
+    def action_more_like(self) -> None:
+        row = self.query_one(SampleTable).current
+        if row is not None:
+            self.app.open_search(self.view.run_id, like=row.sample_id)
+
+    def action_grid(self) -> None:
+        from tui.data.grid import GRID_LIMIT, shown_rids
+
+        rids = shown_rids(self.view)
+        if len(rids) == GRID_LIMIT:
+            self.notify(f"grid: the first {GRID_LIMIT:,} rows of this view")
+        self.app.open_grid(self.view, rids, f"{self.view.run_id}: grid")
