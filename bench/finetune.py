@@ -1,6 +1,6 @@
 """Fine-tune overheads, measured side by side: (1) the assistant-only label mask vs a bare processor
-call, (2) the fine-tune job (runner, checkpoints every --save-steps) vs a bare loop of the same
-optimizer steps. Prints medians of alternating repeats, wall and CPU seconds.
+call, (2) the fine-tune job (transformers' Trainer, checkpoints every --save-steps) vs a hand-written
+loop of the same optimizer steps. Prints medians of alternating repeats, wall and CPU seconds.
 
     .venv/bin/python bench/finetune.py                       # tiny random Qwen2-VL, 48 samples
     .venv/bin/python bench/finetune.py --model thresher-workspace/models/demo-smolvlm --n 16
@@ -71,11 +71,11 @@ def main() -> None:
     from transformers import AutoProcessor
 
     from selection.finetune.config import FinetuneConfig
-    from selection.finetune.data import Collator, read_manifest
+    from selection.finetune.data import Collator
     from selection.finetune.train import create_finetune_run
-    from selection.finetune.trainer import Trainer
     from selection.jobs import run_job
     from store.catalog import Catalog
+    from store.export.read import read_manifest
     from store.workspace import Workspace
     from tests.helpers.tiny_vlm import build_tiny_vlm
 
@@ -109,10 +109,19 @@ def main() -> None:
     steps = FinetuneConfig(**cfg).validate()
 
     def bare_loop():
-        tr = Trainer(FinetuneConfig(**cfg), examples, 0, logging.getLogger("bench"))
-        tr.load()
-        for _ in range(tr.plan.total_steps):
-            tr.train_step()
+        """The same optimizer steps by hand: load + LoRA, AdamW, no Trainer, no checkpoints."""
+        from selection.finetune.hf import load_model
+
+        c = FinetuneConfig(**cfg)
+        model, proc2, _ = load_model(c, 0, logging.getLogger("bench"))
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        collate = Collator(proc2, 4096)
+        for s in range(0, len(examples), c.grad_accum):
+            for ex in examples[s : s + c.grad_accum]:
+                batch, _ = collate([ex])
+                model(**batch).loss.backward()
+            opt.step()
+            opt.zero_grad()
 
     k = [0]
 
@@ -123,10 +132,10 @@ def main() -> None:
         assert run_job(run, handle_signals=False) == "done"
 
     rows["train: bare loop (load + steps)"] = []
-    rows["train: job (runner + checkpoints)"] = []
+    rows["train: job (Trainer + checkpoints)"] = []
     for _ in range(args.repeats):
         rows["train: bare loop (load + steps)"].append(_timed(bare_loop))
-        rows["train: job (runner + checkpoints)"].append(_timed(job))
+        rows["train: job (Trainer + checkpoints)"].append(_timed(job))
 
     n_steps = -(-args.n // steps.grad_accum)
     print(f"model {Path(model).name}, {args.n} samples, {n_steps} steps of 4, checkpoint every "

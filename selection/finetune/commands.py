@@ -7,8 +7,8 @@ import shlex
 from typing import Any
 
 from selection.finetune.config import FinetuneConfig
-from selection.finetune.data import Manifest
 from selection.finetune.lora import DEFAULT_TARGETS, LLAMAFACTORY_TEMPLATES, SWIFT_MODEL_TYPES
+from store.export.read import Manifest
 
 MODEL_PLACEHOLDER = "MODEL_PATH"
 

@@ -1,9 +1,10 @@
-"""The fine-tune as a job: its run folder, and the stages `train` (one shard per checkpoint) and `finalize`.
+"""The fine-tune as a job: its run folder, and the stages `train` and `finalize`.
 
-Each `train` shard runs `save_steps` optimizer steps and ends with a checkpoint, so the runner's
-rule "a present shard is a finished shard" also means "the checkpoint at its end exists": a rerun
-skips finished shards and the first missing one restores the checkpoint at its start. A cancel
-request therefore takes effect at the next checkpoint.
+`train` is one shard: transformers' Trainer (`selection.finetune.hf`) in this process, or in N
+processes through torchrun (`selection.finetune.launch`). The Trainer checkpoints every
+`save_steps` into `checkpoints/checkpoint-N/` and a rerun resumes from the last one; a cancel
+request stops at the next step with a checkpoint, and the shard stays missing until a rerun
+finishes it.
 """
 
 from __future__ import annotations
@@ -11,25 +12,25 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from selection.finetune.config import FinetuneConfig
-from selection.finetune.data import Example, Manifest, export_link, read_manifest
-from selection.finetune.trainer import (
+from selection.finetune.data import Example
+from selection.finetune.hf import (
     ADAPTER,
-    CHECKPOINTS,
     SUMMARY,
     Plan,
-    Trainer,
-    checkpoint_shards,
     examples_from_input,
+    last_checkpoint,
+    read_result,
+    step_log,
 )
 from selection.jobs.stage import single_shard
 from store import runs
 from store.errors import ThresherError
+from store.export.read import Manifest, Sidecar, read_manifest
 
 METHOD = "finetune"
 BUILD_STAGES = "selection.finetune.train:build_stages"
@@ -45,83 +46,39 @@ _STEP_FIELDS = [
     ("tokens", "int64"),
     ("skipped", "int64"),
     ("seconds", "float64"),
-    ("overhead_s", "float64"),
 ]
 
 
-def _metrics(row: dict[str, Any]) -> dict[str, Any]:
-    sps = row["samples"] / row["seconds"] if row["seconds"] else None
-    return {
-        "step": row["step"],
-        "epoch": round(row["epoch"], 4),
-        "loss": round(row["loss"], 5),
-        "lr": row["lr"],
-        "samples_per_s": round(sps, 3) if sps else None,
-    }
-
-
 class TrainStage:
-    """Optimizer steps [shard.start, shard.stop), then a checkpoint; returns the per-step log."""
+    """The whole training as one shard of `total_steps` steps; returns the per-step log."""
 
     name = "train"
     unit = "steps"
 
     def __init__(self, config: FinetuneConfig) -> None:
         self.config = config
-        self.trainer: Trainer | None = None
-        self._examples: list[Example] | None = None
-
-    def examples(self, ctx: Any) -> list[Example]:
-        if self._examples is None:
-            self._examples = examples_from_input(ctx.input())
-        return self._examples
 
     def plan(self, ctx: Any) -> list:
-        total = Plan.of(len(self.examples(ctx)), self.config).total_steps
-        return checkpoint_shards(total, self.config.save_steps, ctx.seed)
+        n = len(examples_from_input(ctx.input()))
+        total = Plan.of(n, self.config, self.config.nproc or 1).total_steps
+        return single_shard(total, ctx.seed, self.name)
 
     def run_shard(self, ctx: Any, shard: Any) -> Any:
         import pyarrow as pa
 
-        t0 = time.perf_counter()
-        if self.trainer is None:
-            self.trainer = Trainer(self.config, self.examples(ctx), ctx.seed, ctx.log)
-            self.trainer.load()
-        trainer = self.trainer
-        if trainer.step != shard.start:
-            trainer.restore(ctx.run_dir, shard.start)
-        rows = []
-        for _ in range(shard.start, shard.stop):
-            row = trainer.train_step()
-            rows.append(row)
-            ctx.progress(row["step"] - shard.start, **_metrics(row))
-        trainer.save_checkpoint(ctx.run_dir, [r["loss"] for r in rows], self._info(trainer))
-        # ctx.progress is throttled; every checkpoint reports its metrics for sure.
-        ctx.emit(
-            "progress",
-            done=shard.stop,
-            total=trainer.plan.total_steps,
-            unit=self.unit,
-            extra={**_metrics(rows[-1]), "checkpoint": shard.stop},
-        )
-        for r in rows:
-            r["overhead_s"] = 0.0
-        rows[-1]["overhead_s"] = time.perf_counter() - t0 - sum(r["seconds"] for r in rows)
-        schema = pa.schema([(n, getattr(pa, t)()) for n, t in _STEP_FIELDS])
-        return pa.Table.from_pylist(rows, schema=schema)
+        from selection.finetune.launch import needs_launcher, run_torchrun
 
-    @staticmethod
-    def _info(trainer: Trainer) -> dict[str, Any]:
-        return {
-            "arch": trainer.arch,
-            "target_modules": trainer.targets,
-            "trainable_params": trainer.trainable,
-            "total_params": trainer.total_params,
-            "device": trainer.device,
-            "precision": trainer.precision,
-            "steps_per_epoch": trainer.plan.steps_per_epoch,
-            "total_steps": trainer.plan.total_steps,
-        }
+        if needs_launcher(self.config):
+            result = run_torchrun(ctx, self.config)
+        else:
+            from selection.finetune.hf import train
+
+            result = train(ctx.run_dir, self.config, ctx.seed, ctx, ctx.log)
+        if result["status"] != "done":
+            ctx.request_cancel()
+            return None  # cancelled at a checkpoint: the runner leaves the shard missing
+        schema = pa.schema([(n, getattr(pa, t)()) for n, t in _STEP_FIELDS])
+        return pa.Table.from_pylist(step_log(ctx.run_dir), schema=schema)
 
 
 class AdapterStage:
@@ -140,9 +97,9 @@ class AdapterStage:
         import pyarrow as pa
 
         log = ctx.read_stage("train").to_pylist()
-        last = max(r["step"] for r in log)
-        ckpt = ctx.run_dir / CHECKPOINTS / f"step-{last:07d}"
-        state = json.loads((ckpt / "state.json").read_text())
+        ckpt = last_checkpoint(ctx.run_dir)
+        if ckpt is None:
+            raise ThresherError(f"{ctx.run_id}: no checkpoint to take the adapter from")
         dest = ctx.run_dir / ADAPTER
         tmp = dest.with_name(f".{ADAPTER}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -151,7 +108,8 @@ class AdapterStage:
             shutil.copy2(ckpt / name, tmp / name)
         shutil.rmtree(dest, ignore_errors=True)
         tmp.rename(dest)
-        summary = training_summary(ctx.meta, self.config, log, state.get("info", {}), dest)
+        result = read_result(ctx.run_dir)
+        summary = training_summary(ctx.meta, self.config, log, result, dest)
         runs.write_json_atomic(ctx.run_dir / SUMMARY, summary)
         ctx.log.info("fine-tune: adapter in %s, summary in %s", dest, ctx.run_dir / SUMMARY)
         keys = ["n_train", "steps", "final_loss", "train_time_s", "samples_per_s"]
@@ -162,7 +120,7 @@ def training_summary(
     meta: dict[str, Any],
     config: FinetuneConfig,
     log: list[dict[str, Any]],
-    info: dict[str, Any],
+    result: dict[str, Any],
     adapter: Path,
 ) -> dict[str, Any]:
     """What `thresher eval` and `report` need to tie an adapter to the selection it learned from."""
@@ -171,7 +129,7 @@ def training_summary(
     samples = sum(r["samples"] for r in log)
     tail = [r["loss"] for r in log[-max(1, len(log) // 10) :]]
     manifest = meta.get("manifest", {})
-    link = export_link(manifest.get("meta", {}))
+    link = Sidecar.from_dict(manifest.get("meta") or {})
     return {
         "run_id": meta["run_id"],
         "model": config.model,
@@ -179,24 +137,26 @@ def training_summary(
         "manifest": manifest.get("path"),
         "manifest_format": manifest.get("format"),
         "manifest_sha256": manifest.get("sha256"),
-        "export_id": link["export_id"],
-        "selection_run_id": link["selection_run_id"],
-        "selection": link["selection"],
-        "selection_method": link["method"],
-        "dataset": link["dataset"],
-        "n_full": link["n_full"],
+        "export_id": link.export_id,
+        "selection_run_id": link.selection_run_id,
+        "selection": link.selection,
+        "selection_method": link.method,
+        "dataset": link.dataset,
+        "n_full": link.n_full,
         "n_train": meta.get("n_input"),
         "n_skipped": sum(r["skipped"] for r in log),
         "steps": log[-1]["step"],
         "epochs": log[-1]["epoch"],
         "first_loss": log[0]["loss"],
         "final_loss": sum(tail) / len(tail),
-        "train_time_s": step_s + sum(r["overhead_s"] for r in log),
+        # Wall time of every attempt (model loading and checkpoints included).
+        "train_time_s": sum(result.get("segments", [])) or step_s,
         "step_time_s": step_s,
         "samples_per_s": samples / step_s if step_s else None,
+        "world_size": result.get("world_size", 1),
         "seed": meta.get("seed"),
         "config": config.to_dict(),
-        **info,
+        **result.get("info", {}),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -227,6 +187,8 @@ def _input_table(examples: list[Example]) -> Any:
             ],
             "task": pa.array([e.task for e in examples], pa.string()),
             "flags": pa.array([[] for _ in examples], pa.list_(pa.string())),
+            # ms-swift "loss": false answers (indices among the assistant turns).
+            "no_loss": pa.array([list(e.no_loss) for e in examples], pa.list_(pa.int32())),
         }
     )
 
@@ -265,7 +227,7 @@ def _identity(manifest: Manifest, config: FinetuneConfig, seed: int) -> dict[str
 
     return {
         "method": METHOD,
-        "dataset": export_link(manifest.meta)["dataset"] or manifest.path.stem,
+        "dataset": manifest.sidecar.dataset or manifest.path.stem,
         "dataset_fingerprint": hashlib.sha256(manifest.path.read_bytes()).hexdigest(),
         "seed": int(seed),
         "subset": None,
@@ -300,6 +262,10 @@ def create_finetune_run(
     from selection.jobs.runner import default_run_id
 
     config.validate()
+    if config.nproc is None:  # recorded concretely: the world size changes the batches
+        from selection.finetune.launch import default_nproc
+
+        config.nproc = default_nproc(config.device)
     config.manifest = str(Path(config.manifest).expanduser().resolve())
     manifest = read_manifest(config.manifest)
     identity = _identity(manifest, config, seed)
@@ -318,11 +284,11 @@ def create_finetune_run(
             )
         return run_dir
     dataset_id, table = None, _input_table(manifest.examples)
-    link = export_link(manifest.meta)
-    if link["dataset"]:
+    link = manifest.sidecar
+    if link.dataset:
         with catalog.connect() as con:
             rows = con.execute(
-                "SELECT dataset_id FROM datasets WHERE name = ?", [link["dataset"]]
+                "SELECT dataset_id FROM datasets WHERE name = ?", [link.dataset]
             ).fetchall()
             if rows:
                 dataset_id = rows[0][0]
@@ -347,7 +313,7 @@ def create_finetune_run(
                     "path": str(manifest.path),
                     "format": manifest.format,
                     "sha256": identity["dataset_fingerprint"],
-                    "meta": manifest.meta,
+                    "meta": manifest.sidecar.raw,
                 },
             }
         )

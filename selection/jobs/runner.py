@@ -268,6 +268,9 @@ def _run_stage(ctx: RunContext, stage: Any, executor: RayExecutor | None = None)
             ctx.log.info("stage %s: cancelled before shard %d", stage.name, shard.index)
             return False
         value = stage.run_shard(ctx, shard)
+        if value is None and ctx.cancelled():  # a long shard (the fine-tune) stopped on request
+            ctx.log.info("stage %s: cancelled inside shard %d", stage.name, shard.index)
+            return False
         write_shard_file(stage, shard_path(stage_dir, stage, shard), value)
         ctx._base += shard.size
         ctx._emit_progress("progress", ctx._base)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from selection.finetune.commands import llamafactory_command, render, swift_command
 from selection.finetune.config import FinetuneConfig
-from selection.finetune.data import read_manifest
+from store.export.read import read_manifest
 
 
 def _opts(argv: list[str]) -> dict[str, list[str]]:

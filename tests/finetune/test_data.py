@@ -12,9 +12,9 @@ from selection.finetune.data import (
     Example,
     assistant_labels,
     chat_messages,
-    read_manifest,
 )
 from store.errors import ThresherError
+from store.export.read import read_manifest
 
 
 @pytest.mark.parametrize(
@@ -67,8 +67,9 @@ def test_sharegpt_tags_from_dataset_info_are_honoured(manifest_dir):
 
 
 def test_bad_manifests_name_the_sample_and_the_fix(manifest_dir):
-    (manifest_dir / "bad.jsonl").write_text('{"messages": []}\n{"messages": [\n')
-    with pytest.raises(ThresherError, match=r"bad.jsonl:2: not valid JSON"):
+    good = '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}'
+    (manifest_dir / "bad.jsonl").write_text(good + '\n{"messages": [\n')
+    with pytest.raises(ThresherError, match=r"bad.jsonl: sample 1, line 2: .*invalid JSON"):
         read_manifest(manifest_dir / "bad.jsonl")
     (manifest_dir / "noimg.json").write_text(
         json.dumps(

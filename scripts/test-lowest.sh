@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `make test-lowest`: install the LOWEST versions pyproject.toml allows for each direct dependency
+# (uv's lowest-direct resolution) into a separate venv and run a smoke subset of the tests there.
+#
+# torch/torchvision are not re-resolved: the lowest torch is a multi-GB download, so the venv
+# borrows the torch pair (and the test tools) of the dev venv through a .pth file placed after its
+# own site-packages: everything pyproject.toml names resolves to its lowest version first.
+set -euo pipefail
+DEV=${DEV:-.venv}
+LOW=${LOW:-.venv-lowest}
+PY="$DEV/bin/python"
+"$PY" -m uv --version >/dev/null 2>&1 || "$PY" -m pip install -q "uv>=0.5"
+UV=("$PY" -m uv)
+pyver=$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+torch_pin=$("$PY" -c 'import torch, torchvision as tv
+for n, m in (("torch", torch), ("torchvision", tv)):
+    print(n + "==" + m.__version__.split("+")[0])')
+rm -rf "$LOW"
+"${UV[@]}" venv -q --python "$PY" "$LOW"
+mkdir -p "$LOW/req"
+printf '%s\n' "$torch_pin" >"$LOW/req/constraints.txt"
+"${UV[@]}" pip compile -q pyproject.toml --resolution lowest-direct --python-version "$pyver" \
+    --constraint "$LOW/req/constraints.txt" -o "$LOW/req/lowest.txt"
+# Drop torch and what only torch needs (CUDA libraries, triton): borrowed from $DEV below.
+grep -v -E '^(torch|torchvision|triton|nvidia-|cuda-)' "$LOW/req/lowest.txt" >"$LOW/req/install.txt"
+"${UV[@]}" pip install -q --python "$LOW/bin/python" --no-deps -r "$LOW/req/install.txt"
+"${UV[@]}" pip install -q --python "$LOW/bin/python" --no-deps -e .
+dev_site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+low_site=$("$LOW/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$dev_site" >"$low_site/zz-borrow-dev-venv.pth"
+echo "lowest direct versions:"
+"$LOW/bin/python" - <<'PY'
+from importlib.metadata import version
+names = ["duckdb", "transformers", "peft", "accelerate", "pyarrow", "numpy", "textual", "rich",
+         "click", "httpx", "open_clip_torch", "safetensors", "pillow", "torch"]
+print("  " + ", ".join(f"{n} {version(n)}" for n in names))
+PY
+"$LOW/bin/python" -m pytest -q -p no:cacheprovider -x "$@" \
+    tests/store/test_export.py tests/store/test_ingest.py tests/ofa/test_neighbours.py \
+    tests/finetune/test_data.py tests/finetune/test_train.py
