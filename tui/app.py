@@ -62,6 +62,11 @@ class ThresherCommands(Provider):
                     partial(app.open_export, run.run_id),
                     "Write a manifest",
                 )
+                yield (
+                    f"plots: {run.run_id}",
+                    partial(app.open_plots, [run.run_id]),
+                    "Confidence, cluster sizes, PCA map; subsets, c(p), perplexity",
+                )
                 if (app.workspace.run_dir(run.run_id) / "embeddings").is_dir():
                     yield (
                         f"search: {run.run_id}",
@@ -77,6 +82,11 @@ class ThresherCommands(Provider):
             "compare: selections of all runs",
             partial(app.open_compare, None),
             "Overlap, histograms",
+        )
+        yield (
+            "plots: overlap matrix of all runs",
+            partial(app.open_plots, None),
+            "Jaccard overlap of every run's selections, shaded",
         )
 
     async def discover(self) -> Hits:
@@ -224,6 +234,13 @@ class ThresherApp(ReportsWorkerErrors, App):
         from tui.screens.dataset import DatasetScreen
 
         self._guard(lambda: self.push_screen(DatasetScreen(name)))
+
+    def open_plots(self, run_ids: list[str] | None) -> None:
+        """Plots of one run; of several (None: every run with a result), their overlap matrix."""
+        from tui.screens.plots import PlotsScreen
+
+        ids = run_ids or [r.run_id for r in self.state.runs if r.has_result]
+        self._guard(lambda: self.push_screen(PlotsScreen([self.view(r) for r in ids])))
 
     def open_start_run(self) -> None:
         from tui.screens.start_run import StartRunScreen

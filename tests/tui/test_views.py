@@ -143,3 +143,46 @@ async def test_browser_keys_open_grid_and_more_like_this(app):
         assert isinstance(search, SearchScreen)
         await wait_for(pilot, lambda: search.result is not None, what="search result")
         assert search.result.query == f"like:{(1 << 32) + 1}"  # the browser's focused row
+
+
+async def test_plots_of_ofa_clipper_and_the_overlap_matrix(app):
+    from tui.screens.plots import PlotsScreen
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_plots(["ofa-1"])
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, PlotsScreen)
+        await wait_for(pilot, lambda: screen.data is not None, what="ofa plots")
+        cs = screen.data.clusters
+        # fake OFA run: cluster = i % 4, 15 members each, the 3 least confident kept
+        assert cs.ids == [0, 1, 2, 3] and cs.kept == [3] * 4 and cs.dropped == [12] * 4
+        assert cs.cut[0] == pytest.approx(0.99 - 14 * 0.01 + 2 * 0.01)  # 3rd lowest of cluster 0
+        points, clusters = screen.data.pca
+        assert points.shape == (60, 2) and sorted(set(clusters.tolist())) == [0, 1, 2, 3]
+        text = widget_text(screen.query_one("#plots"))
+        assert "cluster 0: confidence (15 samples, cut 0.870)" in text and "kept / dropped" in text
+        await pilot.press("right_square_bracket")
+        assert "cluster 1: confidence" in widget_text(screen.query_one("#plots"))
+        await pilot.press("escape")
+
+        app.open_plots(["clipper-1"])
+        await settle(pilot)
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.data is not None, what="clipper plots")
+        d = screen.data
+        assert d.subsets["subset_t1"] == {s: 12 for s in ("P", "P_not", "W_c", "W_u", "unprobed")}
+        assert d.c_p.tolist() == [1, 1, 1]  # each demonstration fixed one of its two queries
+        assert set(d.ppl) == {"P", "P_not", "W_c", "W_u", "unprobed"}
+        text = widget_text(screen.query_one("#plots"))
+        assert "CLIPPER subsets per tau" in text and "c(p)" in text
+        await pilot.press("escape")
+
+        app.open_plots(None)
+        await settle(pilot)
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.overlap is not None, what="overlap")
+        names, matrix = screen.overlap
+        assert "full" in names and matrix.shape == (len(names), len(names))
+        assert "Overlap (Jaccard)" in widget_text(screen.query_one("#plots"))
