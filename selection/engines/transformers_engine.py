@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from selection.engines.base import ChatRequest, EngineError, check_request
@@ -61,8 +60,9 @@ class TransformersEngine:
         self.model: Any = None  # a PreTrainedModel, or a PeftModel around one
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype = _dtype(dtype, self.device)
-        local = Path(self.model_id).expanduser()
-        source = str(local) if local.exists() else self.model_id
+        from selection.models.resolve import resolve_model
+
+        source = resolve_model(self.model_id)  # offline + not cached: fails here, at once
         try:
             self.processor = AutoProcessor.from_pretrained(
                 source, trust_remote_code=trust_remote_code
@@ -73,7 +73,8 @@ class TransformersEngine:
         except (OSError, ValueError) as exc:
             raise EngineError(
                 f"cannot load model {self.model_id!r} with transformers: {exc}. "
-                "Pass --model a local folder with config.json, or a hub name you have cached"
+                "Pass --model a local folder with config.json, or a hub name (downloaded unless "
+                "offline; `thresher models` lists the cached ones)"
             ) from exc
         if adapter:
             # A LoRA adapter from `thresher train` (or any peft adapter) on top of the base model.

@@ -41,7 +41,7 @@ def is_cached(repo_id: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
     for filename in ("config.json", "open_clip_config.json"):
-        hit = try_to_load_from_cache(repo_id, filename)
+        hit = try_to_load_from_cache(repo_id, filename, cache_dir=_hub_cache())
         if isinstance(hit, str):
             return True
     return False
@@ -104,7 +104,7 @@ def cached_models() -> list[CachedModel]:
     try:
         from huggingface_hub import scan_cache_dir
 
-        info = scan_cache_dir()
+        info = scan_cache_dir(_hub_cache())
     except Exception:  # no cache yet, or an unreadable one: nothing to list
         info = None
     for repo in sorted(info.repos if info else [], key=lambda r: r.repo_id):

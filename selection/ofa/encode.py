@@ -64,13 +64,20 @@ def load_encoder(cfg: EncodeConfig) -> Encoder:
             raise ThresherError(f"--encoder {name}: no such model-config file")
         open_clip.add_model_config(str(cfg_path))
         name = cfg_path.stem
+    elif name.startswith("hf-hub:"):  # SigLIP and others: config and weights from one hub repo
+        from selection.models.resolve import check_open_clip
+
+        check_open_clip(name)
     elif name not in open_clip.list_models():
         raise ThresherError(
-            f"--encoder {name}: not an open_clip model; see open_clip.list_models() "
-            "or pass a model-config .json"
+            f"--encoder {name}: not an open_clip model; see open_clip.list_models(), name a hub "
+            "repo as hf-hub:ORG/NAME (e.g. hf-hub:timm/ViT-B-16-SigLIP), or pass a model-config "
+            ".json"
         )
     pretrained: str | None = cfg.pretrained
-    if pretrained is None or pretrained.lower() == "none":
+    if name.startswith("hf-hub:"):
+        pretrained = None  # the hub repo carries its weights
+    elif pretrained is None or pretrained.lower() == "none":
         warnings.warn(
             f"encoder {name} has random weights (--pretrained none): embeddings are for tests only",
             stacklevel=2,

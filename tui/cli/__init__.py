@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -15,6 +16,7 @@ from tui.cli import (
     errors,
     export_cmd,
     jobs,
+    models_cmd,
     ofa_cmd,
     run_cmd,
     search_cmd,
@@ -44,15 +46,27 @@ from tui.cli import (
     callback=lambda _ctx, _param, value: errors.debug.update(on=bool(value)),
     help="On an error, also print the Python traceback (or set THRESHER_DEBUG=1).",
 )
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Use only models already on disk (sets HF_HUB_OFFLINE=1 for this command and its jobs); "
+    "a hub name that is not cached fails at once.",
+)
 @click.version_option(package_name="thresher")
 @click.pass_context
-def cli(ctx: click.Context, workspace: str | None) -> None:
+def cli(ctx: click.Context, workspace: str | None, offline: bool) -> None:
     """Thresher: curate multimodal instruction-tuning data with CLIPPER and OFA, review it,
     export a manifest, and launch a LoRA fine-tune.
 
     Run with no command inside a workspace to open the workstation (same as `thresher tui`).
     """
     ctx.obj = Workspace.resolve(workspace)
+    if os.environ.get("NO_COLOR"):  # https://no-color.org: any non-empty value
+        ctx.color = False  # click.secho/style print plain text; Rich and Textual read it too
+    if offline:
+        from selection.models.resolve import set_offline
+
+        set_offline()
     if ctx.invoked_subcommand is None:
         if ctx.obj.exists():
             ctx.invoke(app_cmd.tui_command)
@@ -68,6 +82,7 @@ for module in (
     demo_cmd,
     export_cmd,
     jobs,
+    models_cmd,
     run_cmd,
     ofa_cmd,
     clipper_cmd,

@@ -13,6 +13,7 @@ import click
 
 from store.errors import ThresherError
 from store.workspace import Workspace
+from tui.cli.output import json_option, plain, print_json
 
 
 def register(cli: click.Group) -> None:
@@ -222,8 +223,9 @@ def ingest_command(
 
 
 @click.command("datasets")
+@json_option
 @click.pass_obj
-def datasets_command(workspace: Workspace) -> None:
+def datasets_command(workspace: Workspace, as_json: bool) -> None:
     """List the datasets in the catalog with their sample and flag counts."""
     from rich.table import Table
 
@@ -233,6 +235,9 @@ def datasets_command(workspace: Workspace) -> None:
     with catalog.connect() as con:
         records = list_datasets(catalog, con)
         flags = flag_counts(catalog, None, con)
+    if as_json:
+        print_json([{**plain(r), "flags": flags.get(r.dataset_id, {})} for r in records])
+        return
     console = _console()
     if not records:
         console.print(f"No datasets in {workspace.root}; add one with `thresher ingest PATH`.")
@@ -270,8 +275,9 @@ def _run_counts(workspace: Workspace) -> dict[str, int] | None:
 
 
 @click.command("status")
+@json_option
 @click.pass_obj
-def status_command(workspace: Workspace) -> None:
+def status_command(workspace: Workspace, as_json: bool) -> None:
     """Summarise the workspace: datasets, runs by status, exports."""
     catalog = _open(workspace)
     with catalog.connect() as con:
@@ -282,6 +288,20 @@ def status_command(workspace: Workspace) -> None:
         n_exports, last_export = con.execute(
             "SELECT count(*), max(created_at) FROM exports"
         ).fetchall()[0]
+    if as_json:
+        print_json(
+            {
+                "workspace": str(workspace.root),
+                "catalog_bytes": catalog.path.stat().st_size,
+                "datasets": n_ds,
+                "samples": n_samples,
+                "flagged": n_flagged,
+                "runs": _run_counts(workspace),
+                "exports": n_exports,
+                "last_export": last_export,
+            }
+        )
+        return
     console = _console()
     size = catalog.path.stat().st_size / 1e6
     console.print(f"[bold]Workspace[/] {workspace.root} (catalog {size:.1f} MB)", highlight=False)
@@ -397,8 +417,9 @@ def _workspace(workspace: Workspace) -> tuple[str, str]:
     "command, read every table, and if the file is damaged keep it aside and restore the backup "
     "made before the last schema upgrade.",
 )
+@json_option
 @click.pass_obj
-def doctor(workspace: Workspace, repair: bool) -> None:
+def doctor(workspace: Workspace, repair: bool, as_json: bool) -> None:
     """Report what this machine offers Thresher: torch and CUDA, GPUs, faiss GPU support, vLLM,
     NVML, Ray, the terminal's colour and graphics support, and the workspace in use.
 
@@ -423,6 +444,9 @@ def doctor(workspace: Workspace, repair: bool) -> None:
         _check("graphics", _graphics),
         _check("workspace", lambda: _workspace(workspace)),
     ]
+    if as_json:
+        print_json([{"check": c, "state": st, "detail": d} for c, st, d in checks])
+        return
     marks: dict[str, Any] = {"ok": "[green]ok[/]", "warn": "[yellow]![/]", "missing": "[red]-[/]"}
     from rich.markup import escape
 

@@ -20,6 +20,7 @@ from store import runs
 from store.catalog import Catalog
 from store.errors import ThresherError
 from store.workspace import Workspace
+from tui.cli.output import json_option, plain, print_json
 
 
 def job_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -371,12 +372,16 @@ def _workspace_catalog(ctx: click.Context) -> Catalog:
 
 @click.command("runs")
 @click.option("--all", "show_all", is_flag=True, help="Show every run (default: the latest 30).")
+@json_option
 @click.pass_context
-def runs_command(ctx: click.Context, show_all: bool) -> None:
+def runs_command(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     """List runs: status (interrupted = its process died; resume it), progress, selection size."""
     catalog = _workspace_catalog(ctx)
     runs.sync_runs(catalog)
     found = runs.list_runs(catalog.workspace.runs_dir)
+    if as_json:
+        print_json([_run_json(r) for r in (found if show_all else found[:30])])
+        return
     if not found:
         click.echo("No runs yet; start one with `thresher run ofa|clipper ...`.")
         return
@@ -392,15 +397,23 @@ def runs_command(ctx: click.Context, show_all: bool) -> None:
 @click.argument("run")
 @click.pass_context
 def attach_command(ctx: click.Context, run: str) -> None:
-    """Watch a run live (stage bars, rate, ETA, GPU meters, log). Ctrl-C leaves it running."""
+    """Watch a run live (stage bars, rate, ETA, GPU meters, log). Ctrl-C leaves it running.
+
+    Exit status: 0 when the run finished (or you detached), 1 when it failed, was cancelled or
+    its process died, so `thresher attach RUN && next-step` waits for a good result.
+    """
     catalog = _workspace_catalog(ctx)
     run_dir = runs.resolve_run_dir(catalog.workspace.runs_dir, run)
     state = attach(run_dir)
     runs.sync_runs(catalog, only=[run_dir.name])
     if state is None:
         click.echo(f"Detached; run {run_dir.name} keeps going.")
-    else:
+    elif state == "done":
         click.echo(f"Run {run_dir.name}: {state}.")
+    else:
+        error = runs.read_status(run_dir).get("error")
+        click.echo(f"Run {run_dir.name}: {state}." + (f" {error}" if error else ""), err=True)
+        ctx.exit(1)
 
 
 @click.command("cancel")
@@ -435,6 +448,19 @@ def resume_command(ctx: click.Context, run: str, detach: bool) -> None:
     """Continue an interrupted, cancelled or failed run; finished shards are not recomputed."""
     catalog = _workspace_catalog(ctx)
     launch(catalog, runs.resolve_run_dir(catalog.workspace.runs_dir, run), detach)
+
+
+def _run_json(run: Any) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "method": run.method,
+        "dataset": run.dataset,
+        "state": run.state,
+        "created_at": run.created_at,
+        "path": str(run.path),
+        "error": run.status.get("error"),
+        "stages": {name: plain(sp) for name, sp in run.stages.items()},
+    }
 
 
 def register(cli: click.Group) -> None:

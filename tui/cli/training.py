@@ -9,6 +9,7 @@ from store.catalog import Catalog
 from store.errors import ThresherError
 from tui.cli.engine_opts import engine_options, seeded_subset
 from tui.cli.jobs import job_options, launch
+from tui.cli.output import json_option, print_json
 
 
 def _csv_list(value: str | None) -> list[str] | None:
@@ -213,8 +214,9 @@ def eval_command(workspace, dataset, limit, engine_opt, detach, seed, name, **op
     default="table",
     show_default=True,
 )
+@json_option
 @click.pass_obj
-def report_command(workspace, dataset: str, fmt: str) -> None:
+def report_command(workspace, dataset: str, fmt: str, as_json: bool) -> None:
     """Selection vs accuracy (CLIPPER Table I): accuracy, training samples, data reduction and
     training time per evaluated selection, with deltas against full-data fine-tuning."""
     from selection.finetune.evaluate import record_finished_evals
@@ -234,7 +236,9 @@ def report_command(workspace, dataset: str, fmt: str) -> None:
             f"run `thresher eval --model M --dataset {dataset}` first"
         )
     rows = build_report(evals)
-    if fmt == "csv":
+    if as_json:
+        print_json(rows)
+    elif fmt == "csv":
         click.echo(to_csv(rows), nl=False)
     elif fmt == "markdown":
         click.echo(to_markdown(rows), nl=False)
