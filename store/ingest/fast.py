@@ -185,7 +185,10 @@ def read(path: str, spec: Spec, json_lines: bool) -> pa.Table | None:
         if src is None:
             extra.append(None)
             continue
-        obj = json.loads(src)
+        try:
+            obj = json.loads(src)
+        except RecursionError:
+            return None  # nested past Python's limit: the Python reader names the sample
         rest = {k: v for k, v in obj.items() if k not in known}
         extra.append(json.dumps(rest, ensure_ascii=False, default=str) if rest else None)
     columns = {name: table.column(name) for name in NORM_SCHEMA.names if name != "extra"}

@@ -359,6 +359,24 @@ def _turns(value: object, spec: Spec) -> tuple[list[tuple[str, str]], list[dict]
     return turns, rests
 
 
+def _cell_text(value: object, key: str | None) -> str:
+    """A table's question or answer cell as text: a string, or a number written as text.
+
+    A dict or list is refused (not stored as its Python repr), as the conversation formats do.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise SampleError(
+        f"the {key!r} column holds a {type(value).__name__} {json.dumps(value, default=str)[:40]}; "
+        "expected text. Map a text column with --map, or give whole conversations as a list of "
+        "turns with --map conversation=COL"
+    )
+
+
 def to_sample(
     obj: object, spec: Spec
 ) -> tuple[str | None, list[str], list[tuple[str, str]], str | None, str | None, bool]:
@@ -387,8 +405,8 @@ def to_sample(
         question = obj.get(spec.question_key)
         answer = obj.get(spec.answer_key)
         present = question is not None or answer is not None
-        question = "" if question is None else str(question)
-        answer = "" if answer is None else str(answer)
+        question = _cell_text(question, spec.question_key)
+        answer = _cell_text(answer, spec.answer_key)
         if images and IMAGE_TOKEN not in question:
             # Plain tables carry no image tokens; write the LLaVA convention so exports and
             # the image/token check agree.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ class Progress:
     def __init__(self, total: int) -> None:
         self.total = total
         self.done = 0
+
+
+_DEEP = "lists or objects nested deeper than can be read (Python's limit is about 1000 levels)"
+_FLATTEN = "Flatten or remove that sample and ingest again."
 
 
 def _fail(path: Path, where: str, what: str, fix: str) -> IngestError:
@@ -198,6 +203,8 @@ def iter_json_array(path: Path, progress: Progress) -> Iterator[Record]:
                 try:
                     value, end = decoder.raw_decode(b.text, pos)
                     break
+                except RecursionError:
+                    raise _fail(path, f"sample {index}, {where(pos)}", _DEEP, _FLATTEN) from None
                 except json.JSONDecodeError as exc:
                     n = len(b.text)
                     near_end = exc.pos >= n - _FAR_FROM_END or exc.msg.startswith(
@@ -260,6 +267,8 @@ def iter_json_lines(path: Path, progress: Progress) -> Iterator[Record]:
                 continue
             try:
                 value = json.loads(text)
+            except RecursionError:
+                raise _fail(path, f"sample {index}, line {lineno}", _DEEP, _FLATTEN) from None
             except json.JSONDecodeError as exc:
                 if lineno == 1 and text.strip() in ("{", "["):
                     raise _fail(
@@ -306,8 +315,33 @@ def iter_parquet(path: Path, progress: Progress, batch_size: int = 8192) -> Iter
         progress.done = int(progress.total * index / total_rows)
 
 
+def check_regular(path: Path) -> None:
+    """Refuse FIFOs, sockets and devices: reading one would block or never end."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise _fail(path, "opening it", exc.strerror or str(exc), "Check the path.") from None
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a named pipe (FIFO)"
+            if stat.S_ISFIFO(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file"
+        )
+        raise _fail(
+            path,
+            "opening it",
+            f"it is {kind}, not a regular file",
+            "Save the data to a file first (e.g. `cat PIPE > data.jsonl`) and ingest that.",
+        )
+
+
 def iter_records(path: Path, progress: Progress) -> Iterator[Record]:
     """Pick the reader by content: Parquet by extension, '[' = JSON array, '{' = JSON Lines."""
+    check_regular(path)
     if path.suffix.lower() in (".parquet", ".pq"):
         return iter_parquet(path, progress)
     ch = first_char(path)

@@ -39,12 +39,41 @@ def one_line_error(proc) -> str:
 
 @pytest.fixture
 def small_json(tmp_path) -> Path:
-    """A LLaVA-format file of 2,000 text-only samples (no images: fast to ingest)."""
+    """A LLaVA-format file of 500 text-only samples (no images: fast to ingest)."""
     rows = [
         {"id": f"s{i}", "conversations": [{"from": "human", "value": f"What is {i} + 1?"},
                                           {"from": "gpt", "value": str(i + 1)}]}
-        for i in range(2000)
+        for i in range(500)
     ]  # fmt: skip
     path = tmp_path / "small.json"
     path.write_text(json.dumps(rows))
     return path
+
+
+class Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def cli_inproc(ws_root: Path, *args: str, fault: str | None = None) -> Result:
+    """Like run_cli, in this process (no interpreter start-up): for faults that do not kill."""
+    import contextlib
+    import io
+
+    from tui.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old = os.environ.pop("THRESHER_FAULT", None)
+    if fault:
+        os.environ["THRESHER_FAULT"] = fault
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(["--workspace", str(ws_root), *args])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        os.environ.pop("THRESHER_FAULT", None)
+        if old is not None:
+            os.environ["THRESHER_FAULT"] = old
+    return Result(code, out.getvalue(), err.getvalue())

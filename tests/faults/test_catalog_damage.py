@@ -7,7 +7,7 @@ import pyarrow as pa
 from store import catalog as catalog_mod
 from store.catalog import Catalog
 from store.catalog_health import backups, wal_bytes
-from tests.faults.conftest import one_line_error, run_cli
+from tests.faults.conftest import cli_inproc, one_line_error, run_cli
 from tests.helpers.datasets import sample_ids, write_run
 
 
@@ -35,7 +35,7 @@ def test_truncated_and_garbage_catalogs_give_one_line_and_exit_1(catalog, small_
     for damage in (good[: len(good) // 2], b"this is not a database\n" * 50):
         ws.catalog_path.write_bytes(damage)
         for args in COMMANDS:
-            line = one_line_error(run_cli(ws.root, *args))
+            line = one_line_error(cli_inproc(ws.root, *args))
             assert str(ws.catalog_path) in line and "thresher doctor --repair" in line, line
 
 
@@ -53,21 +53,21 @@ def test_backup_before_migration_and_repair_restores_it(catalog, small_json, mon
     monkeypatch.undo()
 
     ws.catalog_path.write_bytes(ws.catalog_path.read_bytes()[:20_000])  # a crash mid-copy
-    proc = run_cli(ws.root, "doctor", "--repair")
+    proc = cli_inproc(ws.root, "doctor", "--repair")
     assert proc.returncode == 0, proc.stderr
     assert "damaged" in proc.stdout and f"restored {backup}" in proc.stdout
     aside = list(ws.root.glob("catalog.duckdb.broken-*"))
     assert len(aside) == 1  # the damaged file is kept, never deleted
-    proc = run_cli(ws.root, "datasets")
+    proc = cli_inproc(ws.root, "datasets")
     assert proc.returncode == 0 and "small" in proc.stdout, proc.stderr
-    proc = run_cli(ws.root, "doctor", "--repair")
+    proc = cli_inproc(ws.root, "doctor", "--repair")
     assert proc.returncode == 0 and ": OK; read all" in proc.stdout, proc.stdout
 
 
 def test_repair_without_backup_says_what_to_do(catalog, small_json):
     ws = _populated(catalog, small_json)
     ws.catalog_path.write_bytes(b"garbage" * 1000)
-    line = one_line_error(run_cli(ws.root, "doctor", "--repair"))
+    line = one_line_error(cli_inproc(ws.root, "doctor", "--repair"))
     assert "no usable backup" in line and "thresher init" in line
 
 
