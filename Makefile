@@ -11,7 +11,7 @@ else
 TORCH_PAIR := torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: demo test lint env clean-demo
+.PHONY: demo test test-lowest lint env clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,11 @@ lint: $(STAMP)
 
 test: lint
 	$(VENV)/bin/python -m pytest -q
+
+# The lowest versions pyproject.toml allows (uv's lowest-direct resolution) in .venv-lowest, with
+# the torch pair of .venv borrowed, and a smoke subset of the tests (scripts/test-lowest.sh).
+test-lowest: $(STAMP)
+	bash scripts/test-lowest.sh
 
 clean-demo:
 	rm -rf thresher-workspace

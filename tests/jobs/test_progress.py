@@ -6,6 +6,8 @@ import json
 import sys
 import types
 
+import pytest
+
 from selection.jobs import create_run, run_job, telemetry
 from store import runs
 from tests.helpers.jobs import SleepyConfig
@@ -88,6 +90,9 @@ class _FakeNvml(types.ModuleType):
     def nvmlDeviceGetName(self, h):
         return b"Fake H100" if h == 0 else "Fake L4"
 
+    def nvmlDeviceGetUUID(self, h):  # bytes in older bindings, str in newer ones
+        return b"GPU-aaaa1111-0000" if h == 0 else "GPU-bbbb2222-0000"
+
     def nvmlDeviceGetUtilizationRates(self, h):
         self.calls += 1
         return types.SimpleNamespace(gpu=90 + h)
@@ -102,6 +107,7 @@ class _FakeNvml(types.ModuleType):
 
 
 def test_sampler_reads_every_device_and_throttles(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     fake = _FakeNvml()
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     monkeypatch.setattr(telemetry, "NVML_AVAILABLE", True)
@@ -115,6 +121,7 @@ def test_sampler_reads_every_device_and_throttles(monkeypatch):
             "mem_used": 2e9,
             "mem_total": 8e10,
             "power_w": 310.5,
+            "nvml_index": 0,
         },
         {
             "index": 1,
@@ -123,9 +130,31 @@ def test_sampler_reads_every_device_and_throttles(monkeypatch):
             "mem_used": 4e9,
             "mem_total": 8e10,
             "power_w": None,
+            "nvml_index": 1,
         },
     ]
     assert sampler.sample() == first and fake.calls == 2  # second call within 60 s: cached
+
+
+@pytest.mark.parametrize(
+    ("env", "expect"),
+    [
+        ("1", [1]),  # the job's GPU 0 is the machine's GPU 1
+        ("1,0", [1, 0]),
+        ("GPU-bbbb", [1]),  # a unique UUID prefix, as CUDA accepts
+        ("GPU-bbbb2222-0000,GPU-aaaa1111-0000", [1, 0]),
+        ("", []),
+        ("-1", []),
+        ("0,7,1", [0]),  # CUDA stops at the first entry naming no device
+    ],
+)
+def test_sampler_reports_only_the_devices_the_job_can_see(monkeypatch, env, expect):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", env)
+    monkeypatch.setitem(sys.modules, "pynvml", _FakeNvml())
+    monkeypatch.setattr(telemetry, "NVML_AVAILABLE", True)
+    seen = telemetry.GpuSampler().sample()
+    assert [d["nvml_index"] for d in seen] == expect
+    assert [d["index"] for d in seen] == list(range(len(expect)))  # numbered as the job sees them
 
 
 def test_sampler_with_nvml_but_no_driver_is_silent(monkeypatch):
