@@ -7,18 +7,18 @@ from dataclasses import dataclass, replace
 
 from rich.console import Group
 from rich.table import Table
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import DataTable, Footer, Label, Static
 
 from tui.data.dataset_view import CLEAN, Counts, DatasetView, Filters, SampleLine
 from tui.screens.base import ThresherScreen, describe
 from tui.widgets.dialogs import PromptScreen
-from tui.widgets.thumbs import thumbnail
+from tui.widgets.thumbs import ThumbView, thumbnail
 
 PAGE = 200  # rows a page; [ and ] move between pages
 
@@ -85,7 +85,8 @@ class DatasetScreen(ThresherScreen):
     @dataclass
     class Preview(Message):
         sample_id: int
-        image: Text
+        image: list[Strip]
+        caption: str
 
     def __init__(self, name: str) -> None:
         super().__init__()
@@ -107,7 +108,7 @@ class DatasetScreen(ThresherScreen):
             table.add_columns(" ", "id", "task", "source", "flags", "tags", "question")
             yield table
             with Vertical(id="dataset-side"):
-                yield Static("", id="dataset-preview")
+                yield ThumbView(id="dataset-preview")
                 yield Static("", id="dataset-counts")
         yield Footer()
 
@@ -175,21 +176,21 @@ class DatasetScreen(ThresherScreen):
 
     def show_preview(self) -> None:
         line = self.current
-        if line is not None and self.app.image_mode != "none":
-            self.render_preview(line.sample_id, line.image)
-        elif line is not None:
-            self.query_one("#dataset-preview", Static).update(
-                Text(f"{line.orig_id}\n{line.image or 'no image'}", overflow="ellipsis")
-            )
+        if line is None:
+            return
+        if self.app.image_mode != "none":
+            self.render_preview(line.sample_id, line.image, line.orig_id)
+        else:
+            self.query_one(ThumbView).show([], f"{line.orig_id}: {line.image or 'no image'}")
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
-    def render_preview(self, sample_id: int, image: str | None) -> None:
-        self.post_message(self.Preview(sample_id, thumbnail(image, 44, 10)))
+    def render_preview(self, sample_id: int, image: str | None, caption: str) -> None:
+        self.post_message(self.Preview(sample_id, thumbnail(image, 44, 10), caption))
 
     def on_dataset_screen_preview(self, message: Preview) -> None:
         line = self.current
         if line is not None and line.sample_id == message.sample_id:
-            self.query_one("#dataset-preview", Static).update(message.image)
+            self.query_one(ThumbView).show(message.image, message.caption)
 
     # ---------------------------------------------------------------- filters
 

@@ -10,24 +10,24 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
 from textual.message import Message
-from textual.widgets import Footer, Label, Static
+from textual.strip import Strip
+from textual.widgets import Footer, Label
 
 from tui.data.decisions import Decision
 from tui.data.grid import Tile, tiles
 from tui.data.run_view import RunView
 from tui.screens.base import ThresherScreen, describe
-from tui.widgets.thumbs import thumbnail
+from tui.widgets.thumbs import ThumbView, thumbnail
 
 THUMB_W, THUMB_H = 20, 8  # cells; a tile adds a caption line and a border
 
 
-class TileView(Static):
+class TileView(ThumbView):
     """One thumbnail and its caption (source id, decision)."""
 
 
@@ -58,7 +58,7 @@ class GridScreen(ThresherScreen):
     class PageReady(Message):
         page: int
         tiles: list[Tile]
-        thumbs: list[Text]
+        thumbs: list[list[Strip]]
         started: float
 
     def __init__(self, view: RunView, rids: list[int], title: str) -> None:
@@ -68,7 +68,7 @@ class GridScreen(ThresherScreen):
         self.page = -1
         self.cols, self.rows_per_page = 4, 2
         self.tiles: list[Tile] = []
-        self.thumbs: list[Text] = []
+        self.thumbs: list[list[Strip]] = []
         self.paint_ms: float | None = None
 
     @property
@@ -99,7 +99,7 @@ class GridScreen(ThresherScreen):
         grid = self.query_one("#grid", Grid)
         grid.styles.grid_size_columns = cols
         grid.remove_children()
-        grid.mount_all([TileView("", classes="tile") for _ in range(self.per_page)])
+        grid.mount_all([TileView(classes="tile") for _ in range(self.per_page)])
         return changed
 
     def load_page(self, page: int, force: bool = False) -> None:
@@ -129,14 +129,12 @@ class GridScreen(ThresherScreen):
         focus = self.cursor - self.page * self.per_page
         for i, cell in enumerate(cells):
             if i >= len(self.tiles):
-                cell.update("")
+                cell.show([])
                 cell.set_class(False, "-focused")
                 continue
             t = self.tiles[i]
-            caption = Text(f"\n{t.orig_id[: THUMB_W - 6]:<{THUMB_W - 5}}{t.decision:>5}")
-            if t.override:
-                caption.stylize("bold")
-            cell.update(Text.assemble(self.thumbs[i], caption))
+            caption = f"{t.orig_id[: THUMB_W - 6]:<{THUMB_W - 5}}{t.decision:>5}"
+            cell.show(self.thumbs[i], caption, bold=t.override is not None)
             cell.set_class(i == focus, "-focused")
         n_pages = max(1, -(-len(self.rids) // self.per_page))
         took = f" · painted in {self.paint_ms:.0f} ms" if self.paint_ms is not None else ""

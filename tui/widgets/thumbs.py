@@ -2,8 +2,9 @@
 bottom = background), which every colour terminal draws, tmux included.
 
 `thumbnail()` decodes (JPEG at a reduced scale via Pillow's draft mode), fits the image into
-`width x 2*height` pixels and returns a Rich Text; results are kept in a process-wide LRU so a
-page seen before paints from memory. It is meant to run in a worker thread.
+`width x 2*height` pixels and returns one `Strip` per cell row, ready for `render_line`; results
+are kept in a process-wide LRU so a page seen before paints from memory. It is meant to run in a
+worker thread. `ThumbView` draws a thumbnail and a caption line.
 """
 
 from __future__ import annotations
@@ -12,22 +13,24 @@ import threading
 from collections import OrderedDict
 
 from rich.color import Color
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
+from textual.strip import Strip
+from textual.widget import Widget
 
-CACHE_SIZE = 512  # thumbnails (a 20x8-cell one is a few KB of spans)
-_cache: OrderedDict[tuple[str, int, int], Text] = OrderedDict()
+CACHE_SIZE = 512  # thumbnails; a 20x8-cell one is 160 segments
+_cache: OrderedDict[tuple[str, int, int], list[Strip]] = OrderedDict()
 _lock = threading.Lock()
+_DIM = Style(dim=True)
 
 
-def _placeholder(width: int, height: int, why: str) -> Text:
-    lines = [" " * width] * height
-    mid = height // 2
-    lines[mid] = why[:width].center(width)
-    return Text("\n".join(lines), style="dim")
+def _placeholder(width: int, height: int, why: str) -> list[Strip]:
+    rows = [Strip([Segment(" " * width)], width) for _ in range(height)]
+    rows[height // 2] = Strip([Segment(why[:width].center(width), _DIM)], width)
+    return rows
 
 
-def render_halfcell(img, width: int, height: int) -> Text:
+def render_halfcell(img, width: int, height: int) -> list[Strip]:
     """A Pillow image drawn in `width x height` cells (aspect kept, centred on black)."""
     from PIL import Image
 
@@ -35,18 +38,27 @@ def render_halfcell(img, width: int, height: int) -> Text:
     img.thumbnail((width, height * 2), Image.Resampling.BILINEAR)
     canvas = Image.new("RGB", (width, height * 2))
     canvas.paste(img, ((width - img.width) // 2, (height * 2 - img.height) // 2))
-    px = canvas.load()
-    text = Text()
+    data = canvas.tobytes()
+    rgb = Color.from_rgb
+    strips = []
     for y in range(height):
-        for x in range(width):
-            top, bottom = px[x, 2 * y], px[x, 2 * y + 1]
-            text.append("▀", Style(color=Color.from_rgb(*top), bgcolor=Color.from_rgb(*bottom)))
-        if y < height - 1:
-            text.append("\n")
-    return text
+        top = 2 * y * width * 3
+        bottom = top + width * 3
+        segments = [
+            Segment(
+                "▀",
+                Style.from_color(
+                    rgb(data[top + 3 * x], data[top + 3 * x + 1], data[top + 3 * x + 2]),
+                    rgb(data[bottom + 3 * x], data[bottom + 3 * x + 1], data[bottom + 3 * x + 2]),
+                ),
+            )
+            for x in range(width)
+        ]
+        strips.append(Strip(segments, width))
+    return strips
 
 
-def thumbnail(path: str | None, width: int, height: int) -> Text:
+def thumbnail(path: str | None, width: int, height: int) -> list[Strip]:
     """The cached half-cell thumbnail of an image file, or a placeholder that says why not."""
     if not path:
         return _placeholder(width, height, "no image")
@@ -62,18 +74,44 @@ def thumbnail(path: str | None, width: int, height: int) -> Text:
         with Image.open(path) as img:
             if img.format == "JPEG":
                 img.draft("RGB", (width * 2, height * 4))
-            text = render_halfcell(img, width, height)
+            strips = render_halfcell(img, width, height)
     except (OSError, ValueError) as exc:  # missing, unreadable, not an image
-        text = _placeholder(
-            width, height, "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
-        )
+        why = "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
+        strips = _placeholder(width, height, why)
     with _lock:
-        _cache[key] = text
+        _cache[key] = strips
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
-    return text
+    return strips
 
 
 def cache_clear() -> None:
     with _lock:
         _cache.clear()
+
+
+class ThumbView(Widget):
+    """A thumbnail (strips from `thumbnail`) with one caption line under it."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.strips: list[Strip] = []
+        self.caption = Strip([])
+
+    def show(self, strips: list[Strip], caption: str = "", bold: bool = False) -> None:
+        self.strips = strips
+        style = Style(bold=True) if bold else Style()
+        self.caption = Strip([Segment(caption, style)]) if caption else Strip([])
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y < len(self.strips):
+            return self.strips[y].crop(0, width)
+        if y == len(self.strips):
+            return self.caption.crop(0, width)
+        return Strip.blank(width)
+
+    def plain(self) -> str:
+        """The drawn characters, a line each (tests)."""
+        return "\n".join(s.text for s in [*self.strips, self.caption])
