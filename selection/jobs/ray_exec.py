@@ -123,12 +123,7 @@ class RayExecutor:
                 configure_logging=False,
             )
             self._started_ray = True
-        actor = ray.remote(ShardWorker).options(
-            num_cpus=self.options.cpus_per_worker, num_gpus=self.options.gpus_per_worker
-        )
-        self._actors = [
-            actor.remote(str(self.run_dir), list(sys.path)) for _ in range(self.options.workers)
-        ]
+        self._actors = [self._new_actor() for _ in range(self.options.workers)]
         ctx.log.info(
             "ray: %d workers (%.2g GPU, %.2g CPU each) at %s",
             self.options.workers,
@@ -136,6 +131,12 @@ class RayExecutor:
             self.options.cpus_per_worker,
             self.options.address or "a local Ray instance",
         )
+
+    def _new_actor(self) -> Any:
+        actor = self._ray.remote(ShardWorker).options(
+            num_cpus=self.options.cpus_per_worker, num_gpus=self.options.gpus_per_worker
+        )
+        return actor.remote(str(self.run_dir), list(sys.path))
 
     def run_stage(self, ctx: RunContext, stage: Any, todo: list[Shard]) -> bool:
         """Run `todo` on the actors, in plan order; False when a cancel request stopped it."""
@@ -145,6 +146,7 @@ class RayExecutor:
         pending = list(todo)
         free = list(self._actors)
         running: dict[Any, tuple[Shard, Any]] = {}
+        lost: list[tuple[Shard, str]] = []  # shards whose actor died: left missing for a resume
         while pending or running:
             while pending and free and not ctx.cancelled():
                 shard, actor = pending.pop(0), free.pop(0)
@@ -159,9 +161,29 @@ class RayExecutor:
                 except ray.exceptions.RayTaskError as exc:
                     self._drain(running)
                     raise _cause(exc) from None
+                except ray.exceptions.RayActorError as exc:
+                    # The process died (OOM killer, a lost node, a crash in native code): only
+                    # this shard is lost. A fresh actor takes its place and the others go on.
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason"
+                    ctx.log.error("ray: shard %d's worker died: %s", shard.index, reason)
+                    lost.append((shard, reason))
+                    self._actors.remove(actor)
+                    self._ray.kill(actor)
+                    fresh = self._new_actor()
+                    self._actors.append(fresh)
+                    free.append(fresh)
+                    continue
                 free.append(actor)
                 ctx._base += shard.size
                 ctx._emit_progress("progress", ctx._base)
+        if lost:
+            names = ", ".join(str(s.index) for s, _ in lost)
+            raise ThresherError(
+                f"stage {stage.name}: the Ray worker running shard(s) {names} died "
+                f"({lost[0][1][:200]}); every other shard finished. `thresher resume "
+                f"{ctx.run_id}` runs only the missing shard(s); if workers keep dying, give each "
+                "more memory (fewer --ray-workers) or run without Ray."
+            )
         return not pending
 
     def _drain(self, running: dict[Any, tuple[Shard, Any]], timeout_s: float = 60.0) -> None:

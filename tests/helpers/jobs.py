@@ -26,6 +26,10 @@ class SleepyConfig:
     # A folder: shard i of `score` waits until the file <gate>/<i> exists, so a test decides
     # exactly where a job is when it kills or cancels it (no timing guesses on a busy machine).
     gate: str | None = None
+    # A file: the process running shard `die_at_shard` deletes it and exits at once (a Ray actor
+    # killed by the OOM killer or a lost node), so only the first attempt dies.
+    die_flag: str | None = None
+    die_at_shard: int | None = None
 
 
 def open_gates(gate, *indices: int) -> None:
@@ -53,6 +57,12 @@ class ScoreStage:
     def run_shard(self, ctx: RunContext, shard: Shard) -> pa.Table:
         if shard.index == self.config.fail_at_shard:
             raise RuntimeError(f"planned failure in shard {shard.index}")
+        flag = self.config.die_flag
+        if shard.index == self.config.die_at_shard and flag and Path(flag).exists():
+            import os
+
+            Path(flag).unlink()
+            os._exit(1)
         if self.config.gate is not None:
             _wait_for_gate(Path(self.config.gate) / str(shard.index))
         rows = ctx.input_rows(shard)

@@ -94,6 +94,22 @@ def test_a_failing_shard_fails_the_run_with_its_own_error(toy, local_ray):
     assert not list((run_dir / "score").glob(".*.tmp"))  # shards in flight finished cleanly
 
 
+def test_a_dead_actor_loses_only_its_shard_and_the_run_resumes(toy, local_ray, tmp_path):
+    flag = tmp_path / "die-once"
+    flag.touch()
+    cfg = SleepyConfig(sleep_s=0, die_flag=str(flag), die_at_shard=2)
+    run_dir = create_run(toy, "sleepy", "toy", cfg, seed=0, run_id="dies")
+    with pytest.raises(JobFailed, match=r"Ray worker running shard\(s\) 2 died"):
+        run_job(run_dir, ray=RayOptions(workers=2))
+    shards = sorted(p.name for p in (run_dir / "score").glob("part-*.parquet"))
+    assert "part-00002.parquet" not in shards and len(shards) == 5  # the other five finished
+    assert "thresher resume dies" in runs.read_status(run_dir)["error"]
+    ref = create_run(toy, "sleepy", "toy", cfg, seed=0, run_id="ref-dies")
+    assert run_job(run_dir) == "done"  # the resume runs shard 2 only (the flag is gone)
+    assert run_job(ref) == "done"
+    assert shard_hashes(run_dir) == shard_hashes(ref)
+
+
 def test_cli_runs_detached_on_ray_and_refuses_half_options(toy, workspace):
     from click.testing import CliRunner
 
