@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +63,18 @@ class StoreStats:
 
 
 class ImageStore:
-    """Writes image bytes into `root` (the workspace's images/ folder), content-addressed."""
+    """Writes image bytes into `root` (the workspace's images/ folder), content-addressed.
 
-    def __init__(self, root: Path, workers: int = 4) -> None:
+    `check(data) -> verdict`, when given, judges each image from memory as it is stored
+    (`verdicts`: path -> verdict), so the ingest's image check need not open the file again.
+    """
+
+    def __init__(
+        self, root: Path, workers: int = 4, check: Callable[[bytes], int] | None = None
+    ) -> None:
         self.root = Path(root)
+        self.check = check
+        self.verdicts: dict[str, int] = {}
         self.incoming = self.root / INCOMING
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.stats = StoreStats()
@@ -96,6 +104,8 @@ class ImageStore:
         if known is not None:
             return known, 0
         final = self.path_for(digest, sniff(data))
+        if self.check is not None:
+            self.verdicts[final] = self.check(data)
         try:
             if os.stat(final).st_size == len(data):
                 self._known[digest] = final
@@ -120,13 +130,23 @@ class ImageStore:
     def _put_chunk(self, blobs: Sequence[bytes]) -> list[tuple[str, int]]:
         return [self._put(b) for b in blobs]
 
-    def put_many(self, blobs: Sequence[bytes]) -> list[str]:
-        """Store every blob (in a thread pool); returns their paths in order."""
-        if self._pool is None or len(blobs) <= _CHUNK:
+    def submit(self, blobs: Sequence[bytes]) -> Callable[[], list[str]]:
+        """Start storing `blobs` in the pool; the returned call waits and gives their paths.
+
+        The caller reads and converts the next batch meanwhile: decoding and writing overlap.
+        """
+        if self._pool is None:
             results = self._put_chunk(blobs)
-        else:
-            chunks = [blobs[i : i + _CHUNK] for i in range(0, len(blobs), _CHUNK)]
-            results = [r for part in self._pool.map(self._put_chunk, chunks) for r in part]
+            return lambda: self._count(results)
+        chunks = [blobs[i : i + _CHUNK] for i in range(0, len(blobs), _CHUNK)]
+        futures: list[Future] = [self._pool.submit(self._put_chunk, c) for c in chunks]
+        return lambda: self._count([r for f in futures for r in f.result()])
+
+    def put_many(self, blobs: Sequence[bytes]) -> list[str]:
+        """Store every blob (in the thread pool); returns their paths in order."""
+        return self.submit(blobs)()
+
+    def _count(self, results: list[tuple[str, int]]) -> list[str]:
         for _, n in results:
             if n:
                 self.stats.written += 1

@@ -9,6 +9,7 @@ checks, flags and the fingerprint column-wise.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +26,7 @@ from store.images import ImageStore
 from store.ingest import fast, shards
 from store.ingest import formats as F
 from store.ingest.finish import FLAGS, LONG_TEXT_CHARS, SAMPLE_SCHEMA, finish
-from store.ingest.images import CHECK_MODES, ImageChecker
+from store.ingest.images import CHECK_MODES, ImageChecker, check_bytes
 from store.ingest.merge import merge
 from store.ingest.normalize import RowNormaliser
 from store.ingest.readers import Progress, Record, first_char, iter_records
@@ -225,11 +226,15 @@ def _commit(
     check_images: str,
     progress: Callable[[IngestProgress], None] | None,
     t0: float,
+    known: dict[str, int] | None = None,
 ) -> IngestReport:
-    """Flag, id and merge the normalised rows in one transaction; the report of the ingest."""
+    """Flag, id and merge the normalised rows in one transaction; the report of the ingest.
+
+    `known`: image verdicts already made (embedded images checked from memory as stored)."""
     n = norm.num_rows
     used = options["engine"]
     checker = ImageChecker(check_images)
+    checker.known = known or {}
     try:
         done = finish(norm, root, checker)
     finally:
@@ -288,7 +293,8 @@ def _ingest_plan(
         if progress:
             progress(IngestProgress("read", done, total, rows))
 
-    store = ImageStore(catalog.workspace.images_dir)
+    check = None if check_images == "none" else functools.partial(check_bytes, mode=check_images)
+    store = ImageStore(catalog.workspace.images_dir, check=check)
     try:
         result = shards.read(plan, store, on_batch)
     finally:
@@ -317,6 +323,7 @@ def _ingest_plan(
         check_images,
         progress,
         t0,
+        store.verdicts,
     )
     report.images_written = store.stats.written
     report.images_reused = store.stats.reused

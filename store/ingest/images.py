@@ -6,6 +6,7 @@ wait on the disk), so a dataset that reuses images pays for each file once.
 
 from __future__ import annotations
 
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -46,10 +47,14 @@ def _check_one(path: str, mode: str) -> int:
         return CORRUPT
     if mode == "exists":
         return OK
+    return _pillow(path, mode)
+
+
+def _pillow(src: str | io.BytesIO, mode: str) -> int:
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with Image.open(src) as im:
             if mode == "decode":
                 im.load()
             w, h = im.size
@@ -58,6 +63,15 @@ def _check_one(path: str, mode: str) -> int:
     except Exception:  # Pillow raises many types (OSError, SyntaxError, DecompressionBombError)
         return CORRUPT
     return OK
+
+
+def check_bytes(data: bytes, mode: str) -> int:
+    """The verdict `mode` would give a file holding `data` (for images still in memory)."""
+    if mode in ("none", "exists"):
+        return OK if data or mode == "none" else CORRUPT
+    if not data:
+        return CORRUPT
+    return _pillow(io.BytesIO(data), mode)
 
 
 def _check_chunk(args: tuple[list[str], str]) -> list[int]:
@@ -104,6 +118,8 @@ class ImageChecker:
         self.mode = mode
         self.workers = workers or min(16, (os.cpu_count() or 2) * 4)
         self.pool = ThreadPoolExecutor(self.workers) if mode != "none" else None
+        # Verdicts already known (images checked from memory as they were stored): not reopened.
+        self.known: dict[str, int] = {}
 
     @staticmethod
     def _listing(folder: str) -> list[str] | None:
@@ -120,6 +136,12 @@ class ImageChecker:
         state = np.zeros(len(paths), dtype=np.int8)
         if self.pool is None or len(paths) == 0:
             return state
+        if self.known:
+            keys = pa.array(list(self.known), type=pa.string())
+            where = pc.index_in(paths, value_set=keys).fill_null(-1).to_numpy()
+            hit = where >= 0
+            state[hit] = np.fromiter(self.known.values(), dtype=np.int8)[where[hit]]
+            skip = skip | hit
         folders = pc.replace_substring_regex(paths, r"/[^/]*$", "")
         existing: list[str] = []
         unlisted: list[str] = []

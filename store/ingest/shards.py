@@ -74,6 +74,9 @@ def _several(path: object) -> tuple[list[Path], str, Path, str] | None:
             return None  # LLaMA-Factory's layout: the existing reader
         p = p.resolve()
         files = sorted((f for f in p.rglob("*") if _is_data(f, p)), key=lambda f: str(f))
+        if any(f.suffix.lower() in PARQUET for f in files):
+            # A Hub dataset folder: the shards are Parquet; JSON beside them is metadata.
+            files = [f for f in files if f.suffix.lower() in PARQUET]
         if not files:
             raise IngestError(
                 f"{p} is a folder with no .parquet, .jsonl or .json files; point ingest at a "
@@ -239,30 +242,54 @@ def read(
     done_before = 0
     n = 0
     had_conv = False
-    for f, size in zip(p.files, p.sizes, strict=True):
-        batches = _parquet_batches(f) if p.parquet else _json_batches(f)
-        for records, fraction in batches:
-            samples = []
-            blobs: list[hub.Blob] = []
-            for rec in records:
-                try:
-                    sample = hub.to_sample(rec.value, p.fmt, p.keys)
-                except hub.SampleError as exc:
-                    where = "row" if p.parquet else "line"
-                    raise IngestError(
-                        f"{f}: sample {rec.index} ({where} {rec.line}): {exc}. Fix that sample "
-                        "or remove it, then ingest again."
-                    ) from None
-                blobs.extend(r for r in sample[1] if isinstance(r, hub.Blob))
-                samples.append(sample)
-            for blob, path in zip(blobs, store.put_many([b.data for b in blobs]), strict=True):
-                blob.path, blob.data = path, b""
-            for orig_id, refs, turns, task, extra, present in samples:
-                images = [r if isinstance(r, str) else r.path for r in refs]
-                rows.add((orig_id, images, turns, task, extra, present))
-                had_conv = had_conv or present
-            n += len(records)
-            if progress:
-                progress(done_before + int(size * fraction), total, n)
-        done_before += size
+    # One batch is being stored while the next is read and converted (two batches of image
+    # bytes alive at most).
+    pending: tuple[list[hub.Sample], list[hub.Blob], Callable[[], list[str]]] | None = None
+
+    def add(batch: tuple[list[hub.Sample], list[hub.Blob], Callable[[], list[str]]]) -> None:
+        nonlocal had_conv
+        samples, blobs, paths = batch
+        for blob, path in zip(blobs, paths(), strict=True):
+            blob.path, blob.data = path, b""
+        for orig_id, refs, turns, task, extra, present in samples:
+            images = [r if isinstance(r, str) else r.path for r in refs]
+            rows.add((orig_id, images, turns, task, extra, present))
+            had_conv = had_conv or present
+
+    try:
+        for f, size in zip(p.files, p.sizes, strict=True):
+            batches = _parquet_batches(f) if p.parquet else _json_batches(f)
+            for records, fraction in batches:
+                samples, blobs = _convert(f, records, p)
+                stored = store.submit([b.data for b in blobs])
+                if pending is not None:
+                    add(pending)
+                pending = (samples, blobs, stored)
+                n += len(records)
+                if progress:
+                    progress(done_before + int(size * fraction), total, n)
+            done_before += size
+        if pending is not None:
+            add(pending)
+            pending = None
+    finally:
+        if pending is not None:
+            pending[2]()  # let the writes in flight finish before the store is closed
     return ReadResult(rows.table(), n, had_conv)
+
+
+def _convert(f: Path, records: list[Record], p: Plan) -> tuple[list[hub.Sample], list[hub.Blob]]:
+    samples = []
+    blobs: list[hub.Blob] = []
+    for rec in records:
+        try:
+            sample = hub.to_sample(rec.value, p.fmt, p.keys)
+        except hub.SampleError as exc:
+            where = "row" if p.parquet else "line"
+            raise IngestError(
+                f"{f}: sample {rec.index} ({where} {rec.line}): {exc}. Fix that sample or "
+                "remove it, then ingest again."
+            ) from None
+        blobs.extend(r for r in sample[1] if isinstance(r, hub.Blob))
+        samples.append(sample)
+    return samples, blobs

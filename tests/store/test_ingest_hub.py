@@ -4,11 +4,13 @@ parts; embedded images in the content-addressed store; shards, schema drift and 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from store.errors import IngestError
 from store.images import ImageStore, sniff
@@ -237,3 +239,13 @@ def test_format_names_and_refusals(tmp_path, catalog):
     (tmp_path / "empty").mkdir()
     with pytest.raises(IngestError, match="no .parquet, .jsonl or .json files"):
         ingest(catalog, tmp_path / "empty")
+
+
+def test_embedded_images_are_checked_from_memory_by_mode(tmp_path, catalog):
+    buf = io.BytesIO()
+    Image.effect_noise((128, 128), 64).convert("RGB").save(buf, format="JPEG")
+    cut = buf.getvalue()[: len(buf.getvalue()) * 3 // 4]  # header intact, pixels cut
+    path = write_jsonl(tmp_path / "cut.jsonl", [qwen_row(0, data_url(cut, "image/jpeg"))])
+    assert ingest(catalog, path, name="h", check_images="header").flags == {}
+    decoded = ingest(catalog, path, name="d", check_images="decode")
+    assert decoded.flags == {"corrupt_image": 1} and decoded.images_written == 0
