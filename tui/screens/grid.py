@@ -13,22 +13,39 @@ from dataclasses import dataclass
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid
+from textual.containers import Grid, Vertical
 from textual.message import Message
-from textual.strip import Strip
 from textual.widgets import Footer, Label
 
 from tui.data.decisions import Decision
 from tui.data.grid import Tile, tiles
 from tui.data.run_view import RunView
 from tui.screens.base import ThresherScreen, describe
-from tui.widgets.thumbs import ThumbView, thumbnail
+from tui.widgets.thumbs import ThumbView, graphics_class, thumbnail, thumbnail_image
 
 THUMB_W, THUMB_H = 20, 8  # cells; a tile adds a caption line and a border
 
 
 class TileView(ThumbView):
-    """One thumbnail and its caption (source id, decision)."""
+    """One half-cell thumbnail and its caption (source id, decision)."""
+
+
+class GraphicTile(Vertical):
+    """One thumbnail drawn by textual-image (Kitty or Sixel) and its caption."""
+
+    def __init__(self, image_cls, **kw) -> None:
+        super().__init__(**kw)
+        self.image_cls = image_cls
+
+    def compose(self) -> ComposeResult:
+        yield self.image_cls(None, classes="tile-image")
+        yield Label("", classes="tile-caption")
+
+    def show(self, image, caption: str = "", bold: bool = False) -> None:
+        self.query_one(".tile-image").image = image
+        label = self.query_one(".tile-caption", Label)
+        label.update(caption)
+        label.set_class(bold, "-override")
 
 
 class GridScreen(ThresherScreen):
@@ -58,7 +75,7 @@ class GridScreen(ThresherScreen):
     class PageReady(Message):
         page: int
         tiles: list[Tile]
-        thumbs: list[list[Strip]]
+        thumbs: list  # strips (half-cell) or Pillow images (graphics)
         started: float
 
     def __init__(self, view: RunView, rids: list[int], title: str) -> None:
@@ -68,7 +85,8 @@ class GridScreen(ThresherScreen):
         self.page = -1
         self.cols, self.rows_per_page = 4, 2
         self.tiles: list[Tile] = []
-        self.thumbs: list[list[Strip]] = []
+        self.thumbs: list = []
+        self.graphics = None  # textual-image widget class (Kitty/Sixel), None = half-cell
         self.paint_ms: float | None = None
 
     @property
@@ -82,6 +100,7 @@ class GridScreen(ThresherScreen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.graphics = graphics_class(getattr(self.app, "image_mode", "none"))
         self.layout_grid()
         self.load_page(0)
 
@@ -99,7 +118,14 @@ class GridScreen(ThresherScreen):
         grid = self.query_one("#grid", Grid)
         grid.styles.grid_size_columns = cols
         grid.remove_children()
-        grid.mount_all([TileView(classes="tile") for _ in range(self.per_page)])
+        grid.mount_all(
+            [
+                GraphicTile(self.graphics, classes="tile")
+                if self.graphics
+                else TileView(classes="tile")
+                for _ in range(self.per_page)
+            ]
+        )
         return changed
 
     def load_page(self, page: int, force: bool = False) -> None:
@@ -113,7 +139,10 @@ class GridScreen(ThresherScreen):
     @work(thread=True, exclusive=True, group="grid", exit_on_error=False)
     def build(self, page: int, rids: list[int], started: float) -> None:
         page_tiles = tiles(self.view, rids)
-        thumbs = [thumbnail(t.image, THUMB_W, THUMB_H) for t in page_tiles]
+        if self.graphics is not None:  # decoded and downsized here; the widget only encodes
+            thumbs = [thumbnail_image(t.image, THUMB_W * 8, THUMB_H * 16) for t in page_tiles]
+        else:
+            thumbs = [thumbnail(t.image, THUMB_W, THUMB_H) for t in page_tiles]
         self.post_message(self.PageReady(page, page_tiles, thumbs, started))
 
     def on_grid_screen_page_ready(self, message: PageReady) -> None:
@@ -125,11 +154,11 @@ class GridScreen(ThresherScreen):
         self.query_one("#grid-status", Label).update(f"could not load: {describe(error)}")
 
     def paint(self) -> None:
-        cells = list(self.query(TileView))
+        cells = list(self.query(".tile"))
         focus = self.cursor - self.page * self.per_page
         for i, cell in enumerate(cells):
             if i >= len(self.tiles):
-                cell.show([])
+                cell.show(None if self.graphics else [])
                 cell.set_class(False, "-focused")
                 continue
             t = self.tiles[i]

@@ -115,3 +115,54 @@ class ThumbView(Widget):
     def plain(self) -> str:
         """The drawn characters, a line each (tests)."""
         return "\n".join(s.text for s in [*self.strips, self.caption])
+
+
+# ---------------------------------------------------------------- terminal graphics (Kitty, Sixel)
+
+_pil_cache: OrderedDict[tuple[str, int, int], object] = OrderedDict()
+
+
+def graphics_class(mode: str):
+    """textual-image's widget for Kitty or Sixel when `mode` asks for (or auto-detects) one; None
+    means half-cell blocks (our own, cached). Inside tmux auto is always half-cell."""
+    import os
+
+    if mode == "auto" and os.environ.get("TMUX"):
+        return None
+    if mode not in ("auto", "kitty", "sixel"):
+        return None
+    from textual_image import renderable
+    from textual_image import widget as ti
+
+    if mode == "kitty":
+        return ti.TGPImage
+    if mode == "sixel":
+        return ti.SixelImage
+    found = {renderable.TGPImage: ti.TGPImage, renderable.SixelImage: ti.SixelImage}
+    return found.get(renderable.Image)  # what textual-image detected when it was imported
+
+
+def thumbnail_image(path: str | None, width_px: int, height_px: int):
+    """A decoded, downsized Pillow image (cached) for a graphics widget; None when unreadable."""
+    if not path:
+        return None
+    key = (path, width_px, height_px)
+    with _lock:
+        if key in _pil_cache:
+            _pil_cache.move_to_end(key)
+            return _pil_cache[key]
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            if img.format == "JPEG":
+                img.draft("RGB", (width_px, height_px))
+            small = img.convert("RGB")
+            small.thumbnail((width_px, height_px), Image.Resampling.BILINEAR)
+    except (OSError, ValueError):
+        small = None
+    with _lock:
+        _pil_cache[key] = small
+        while len(_pil_cache) > CACHE_SIZE:
+            _pil_cache.popitem(last=False)
+    return small
