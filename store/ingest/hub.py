@@ -117,10 +117,12 @@ def _part_kind(messages: object) -> str | None:
     return kind
 
 
-def detect_record(rec: object) -> tuple[str | None, bool]:
+def detect_record(rec: object, mapping: dict[str, str]) -> tuple[str | None, bool]:
     """(shape, needs this module) from a first JSON record; (None, False) when unknown."""
     if not isinstance(rec, dict):
         return None, False
+    if "image" in mapping and embeds(rec.get(mapping["image"])):
+        return ("llava" if "conversations" in rec else "swift"), True
     texts = rec.get("texts")
     if isinstance(texts, list) and texts and isinstance(texts[0], dict) and "user" in texts[0]:
         return "cauldron", True

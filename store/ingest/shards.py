@@ -182,7 +182,7 @@ def plan(path: object, fmt: str, mapping: dict[str, str]) -> Plan | None:
             if several is None:
                 return None  # the single-file reader reports it, with its own wording
             raise
-        found, needed = hub.detect_record(first)
+        found, needed = hub.detect_record(first, mapping)
     if fmt == "auto":
         if found is None:
             if several is None:

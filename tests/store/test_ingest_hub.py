@@ -249,3 +249,23 @@ def test_embedded_images_are_checked_from_memory_by_mode(tmp_path, catalog):
     assert ingest(catalog, path, name="h", check_images="header").flags == {}
     decoded = ingest(catalog, path, name="d", check_images="decode")
     assert decoded.flags == {"corrupt_image": 1} and decoded.images_written == 0
+
+
+def test_progress_counts_bytes_and_rows_and_map_renames_columns(tmp_path, catalog, monkeypatch):
+    monkeypatch.setattr("store.ingest.shards.ROWS_PER_BATCH", 2)
+    folder = tmp_path / "ov"
+    write_onevision_shards(folder, [[onevision_row(i, RED) for i in range(5)]] * 2)
+    events = []
+    report = ingest(catalog, folder, progress=events.append)
+    reads = [(e.done, e.total, e.samples) for e in events if e.phase == "read"]
+    total = sum(f.stat().st_size for f in folder.glob("*.parquet"))
+    assert reads[0] == (0, total, 0) and reads[-1] == (total, total, 10)
+    assert len(reads) >= 6  # one event per batch of 2 rows, not one per file
+    assert all(a[0] <= b[0] and a[2] <= b[2] for a, b in zip(reads, reads[1:], strict=False))
+    assert report.n_samples == 10
+    # --map renames a Hub shape's columns (here: the image column is called `picture`).
+    path = tmp_path / "renamed.jsonl"
+    write_jsonl(path, [{**onevision_row(0, BLUE), "image": None, "picture": data_url(BLUE)}])
+    mapped = ingest(catalog, path, fmt="llava", mapping={"image": "picture"})
+    assert samples(catalog, "renamed")[0]["images"] == [stored(catalog, BLUE)]
+    assert mapped.flags == {}
