@@ -233,12 +233,10 @@ def _content(content: object, i: int, pending: list[Ref], refs: list[Ref]) -> st
             assert isinstance(part, dict)
             source = part.get("image_url") if kind != "image" else part.get("image")
             if source is None and kind == "image":
-                if not pending:
-                    raise SampleError(
-                        f"turn {i} part {j} is an image placeholder but the images column has "
-                        "no image left for it"
-                    )
-                refs.append(pending.pop(0))  # TRL: placeholders take the images column in order
+                # TRL: placeholders take the images column in order. One with no image left
+                # still becomes a token: the sample is flagged image_token_mismatch.
+                if pending:
+                    refs.append(pending.pop(0))
             else:
                 found = image_refs(source)
                 if len(found) != 1:

@@ -93,6 +93,10 @@ def test_trl_placeholders_take_the_images_column_in_order(tmp_path, catalog):
         json.loads(got[1]["conversation"])[0]["content"] == "<image>\n<image>\nDescribe picture 1."
     )
     assert got[1]["n_image_tokens"] == 2 and got[1]["answer"] == "Picture 1 is plain."
+    short = trl_row(9, [RED, BLUE])
+    short["images"] = short["images"][:1]  # two placeholders, one image: a flag, not fatal
+    again = ingest(catalog, write_trl(tmp_path / "short.parquet", [short]))
+    assert again.flags == {"image_token_mismatch": 1}
 
 
 def test_openai_parts_data_urls_local_paths_and_remote_urls(tmp_path, catalog):
