@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from store.errors import ThresherError
@@ -54,7 +55,21 @@ class FinetuneConfig:
     """How many of the newest checkpoints to keep on disk."""
     seed: int = 0
     device: str = "auto"
-    """auto = cuda when available, else cpu."""
+    """auto = the GPUs when there are any, else cpu; cuda:N = that GPU only."""
+    nproc: int | None = None
+    """Training processes launched through torchrun (DDP; gloo on CPU); None = one per visible GPU."""
+    quantize: str | None = None
+    """4bit = QLoRA: the base model in 4-bit NF4 (needs bitsandbytes and a GPU)."""
+    deepspeed: str | None = None
+    """DeepSpeed config file for the Trainer (runs through torchrun)."""
+    fsdp: str | None = None
+    """The Trainer's FSDP option, e.g. "full_shard auto_wrap" (runs through torchrun)."""
+    fsdp_config: str | None = None
+    """FSDP config file for the Trainer."""
+    report_to: list[str] | None = None
+    """Trainer loggers (tensorboard, wandb, mlflow, none); None = tensorboard when installed."""
+    trainer_args: dict[str, Any] = field(default_factory=dict)
+    """Other transformers TrainingArguments, passed through unchanged."""
     image_max_pixels: int | None = None
     """Cap on pixels per image handed to the processor (keeps memory bounded); None = processor default."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -84,6 +99,14 @@ class FinetuneConfig:
             raise ThresherError("--warmup-ratio must be in [0, 1)")
         if not 0 <= self.lora_dropout < 1:
             raise ThresherError("--lora-dropout must be in [0, 1)")
+        if self.nproc is not None and self.nproc < 1:
+            raise ThresherError("--nproc must be at least 1")
+        if self.quantize not in (None, "4bit"):
+            raise ThresherError(f"--quantize {self.quantize!r}: use 4bit (QLoRA) or leave it off")
+        for name in ("deepspeed", "fsdp_config"):
+            value = getattr(self, name)
+            if value and not Path(value).expanduser().is_file():
+                raise ThresherError(f"--{name.replace('_', '-')} {value}: no such file")
         return self
 
     def to_dict(self) -> dict[str, Any]:
