@@ -10,6 +10,9 @@ from store.errors import ThresherError
 
 ASSIGNMENTS = ("random", "balanced")
 TAUS = (1, 2)  # the paper evaluates tau = 1 and tau = 2; both are always computed
+# LLaVA's evaluation prompts ask for a short answer; a chat VLM asked nothing answers in sentences.
+SHORT_ANSWER = "Answer the question using a single word or phrase."
+DEFAULT_PROMPT = "{question}\n" + SHORT_ANSWER
 
 
 @dataclass
@@ -21,7 +24,16 @@ class ClipperConfig(EngineSettings):
     (\"and set .\" in IV-A); 10 keeps probing cost at 10 x |P| requests and makes the chance that a
     W sample goes unprobed under random assignment about exp(-10 |P| / |W|)."""
     tau: int = 1
-    """Which tau gives the default selection (P{tau}+W) and sizes the middle-perplexity baseline."""
+    """Which tau gives the default selection (P{tau}+W) (both tau=1 and tau=2 are always computed)."""
+    zero_shot_prompt: str = DEFAULT_PROMPT
+    """Template of the zero-shot user turn; {question} is the sample's first question. The default
+    appends LLaVA's short-answer instruction (not repeated when the question already carries it).
+    Recorded in run.json."""
+    one_shot_prompt: str = DEFAULT_PROMPT
+    """Template of both user turns of a one-shot probe (the demonstration's and the query's)."""
+    max_empty_fraction: float = 0.5
+    """Fail the zeroshot / probe stage when more than this fraction of replies is empty (a server
+    answering content: null); 1 never fails. Empty replies are always counted."""
     assignment: str = "random"
     """random (the paper: m queries uniformly per demonstration) | balanced (every W sample is
     probed about equally often; none is left unprobed when |P| * m >= |W|)."""
@@ -36,11 +48,17 @@ class ClipperConfig(EngineSettings):
     """Demonstrations per probe shard (each runs its m probes together for the prefix cache)."""
     perplexity: bool = True
     """Compute ground-truth answer perplexity (Fig. 4 summaries and the mid-ppl baseline)."""
+    mid_ppl_fraction: float = 0.5
+    """Fraction of the samples the middle-perplexity baseline keeps, like Random in the paper's
+    Table I (50 % on VRSBench); ignored when mid_ppl_match is set."""
     mid_ppl_match: str = ""
-    """Selection whose size the middle-perplexity baseline copies; empty = P{tau}+W."""
-    unprobed_in_wu: bool = False
-    """Count W samples that no demonstration probed as W_u in the P+Wu coresets (the paper's
-    W_u = W \\ W_c). Off by default: an unprobed sample was never tested, so it stays out."""
+    """Option: size the middle-perplexity baseline like this selection (e.g. P1+W) instead."""
+    unprobed_in_wu: bool = True
+    """The paper's W_u = W minus W_c: W samples no demonstration probed are in W_u (counted apart
+    as unprobed in summary.json). False is a deviation: they stay out of W_u."""
+    wc_from_ptau: bool = False
+    """Deviation, off by default: only demonstrations from P_tau fix a W sample, so W_c shrinks
+    as tau grows. Table I of the paper has the same |W_c| at tau = 1 and 2."""
     hist_bins: int = 30
     """Histogram bins over log-perplexity in summary.json."""
     limit: int | None = None
@@ -65,6 +83,13 @@ class ClipperConfig(EngineSettings):
             raise bad(f"--limit must be at least 1 (got {self.limit})")
         if self.mid_ppl_match and self.mid_ppl_match not in selection_names():
             raise bad(f"mid_ppl_match {self.mid_ppl_match!r} is not one of {selection_names()}")
+        if not 0.0 < float(self.mid_ppl_fraction) <= 1.0:
+            raise bad(f"--mid-ppl-fraction must be in (0, 1] (got {self.mid_ppl_fraction})")
+        if not 0.0 <= float(self.max_empty_fraction) <= 1.0:
+            raise bad(f"--max-empty-fraction must be in [0, 1] (got {self.max_empty_fraction})")
+        for name in ("zero_shot_prompt", "one_shot_prompt"):
+            if "{question}" not in getattr(self, name):
+                raise bad(f"{name} must contain {{question}} (got {getattr(self, name)!r})")
 
     @property
     def default_selection(self) -> str:
@@ -72,7 +97,8 @@ class ClipperConfig(EngineSettings):
 
     @property
     def mid_ppl_reference(self) -> str:
-        return self.mid_ppl_match or self.default_selection
+        """What sizes the mid-ppl baseline: a selection's name, or "fraction 0.5"."""
+        return self.mid_ppl_match or f"fraction {self.mid_ppl_fraction:g}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,3 +116,14 @@ class ClipperConfig(EngineSettings):
 def selection_names() -> list[str]:
     """The coreset selections of a CLIPPER run, in the order run.json lists them."""
     return [f"P{t}+{w}" for t in TAUS for w in ("W", "Wc", "Wu")]
+
+
+def render_prompt(template: str, question: str) -> str:
+    """The user turn for `question`; an instruction the question already carries is not repeated
+    (LLaVA-style data often ends its questions with the short-answer instruction itself)."""
+    head, _, tail = template.partition("{question}")
+    if head.strip() and head.strip().lower() in question.lower():
+        head = ""
+    if tail.strip() and tail.strip().lower() in question.lower():
+        tail = ""
+    return f"{head}{question}{tail}"

@@ -62,6 +62,7 @@ class ResultStage:
             probe["query_id"].to_numpy(),
             probe["correct"].fill_null(False).to_numpy(zero_copy_only=False),
             unprobed_in_wu=c.unprobed_in_wu,
+            wc_from_ptau=c.wc_from_ptau,
         )
         lp = np.full(len(ids), np.nan)
         if c.perplexity:
@@ -69,12 +70,16 @@ class ResultStage:
             lp = np.array([math.nan if v is None else v for v in col], dtype=float)
         selections = dict(s.selections)
         has_ppl = bool(np.isfinite(lp).any())
-        mid_size = int(selections[c.mid_ppl_reference].sum())
+        if c.mid_ppl_match:
+            mid_size = int(selections[c.mid_ppl_match].sum())
+        else:  # a fraction of the dataset, like the paper's Random and mid-ppl rows
+            mid_size = int(round(c.mid_ppl_fraction * len(ids)))
         if c.perplexity:
             selections[MID_PPL] = (
                 middle_band(lp, ids, mid_size) if has_ppl else np.zeros(len(ids), bool)
             )
         is_p, is_w = kn == "P", kn == "W"
+        empty = _check_empty(zs, probe, c.max_empty_fraction)
         if not is_p.any() or not is_w.any():
             ctx.log.warning(
                 "zero-shot put %d samples in P and %d in W: with one side empty stage 2 had "
@@ -96,7 +101,16 @@ class ResultStage:
                 "counts": _counts(s, kn, selections),
                 "zero_shot_accuracy": _rate(is_p.sum(), (is_p | is_w).sum()),
                 "probes": len(probe),
-                # verdicts the judge could not give (unparseable LLM replies) counted as wrong
+                # W samples no demonstration was paired with (members of W_u, as in the paper)
+                "unprobed": int((is_w & (s.n_probes == 0)).sum()),
+                "empty_replies": empty,
+                # what decided each verdict: rule -> correct / wrong / undecided
+                "verdicts": {
+                    "zeroshot": verdict_counts(zs["rule"], zs["correct"]),
+                    "probe": verdict_counts(probe["rule"], probe["correct"]),
+                },
+                # verdicts the judge could not give (rules undecided and no LLM judge, or an
+                # unparseable LLM reply): counted as wrong (not matched) and reported here
                 "undecided": {
                     "zeroshot": sum(
                         c is None and e is None
@@ -135,6 +149,46 @@ class ResultStage:
         for name, mask in selections.items():
             cols[name] = pa.array(np.asarray(mask, bool))
         return pa.table(cols)
+
+
+def verdict_counts(rule: Any, correct: Any) -> dict[str, dict[str, int]]:
+    """{rule: {"correct": n, "wrong": n, "undecided": n}} over one stage's verdict columns."""
+    out: dict[str, dict[str, int]] = {}
+    for r, v in zip(rule.to_pylist(), correct.to_pylist(), strict=True):
+        if r is None:  # excluded sample: never judged
+            continue
+        key = "undecided" if v is None else "correct" if v else "wrong"
+        row = out.setdefault(r, {"correct": 0, "wrong": 0, "undecided": 0})
+        row[key] += 1
+    return out
+
+
+def _check_empty(zs: Any, probe: Any, limit: float) -> dict[str, int]:
+    """Empty replies per stage; more than `limit` of the zero-shot replies empty fails the run
+    (the stages already fail after 20 replies; this catches runs smaller than that)."""
+    from store.errors import ThresherError
+
+    judged = [
+        r
+        for r, e in zip(zs["response"].to_pylist(), zs["excluded"].to_pylist(), strict=True)
+        if e is None
+    ]
+    out = {
+        "zeroshot": sum(not (r or "").strip() for r in judged),
+        "probe": sum(not (r or "").strip() for r in probe["response"].to_pylist()),
+    }
+    for stage, n, total in (
+        ("zeroshot", out["zeroshot"], len(judged)),
+        ("probe", out["probe"], len(probe)),
+    ):
+        if total and n > limit * total:
+            raise ThresherError(
+                f"clipper {stage}: {n} of {total} replies were empty (content null or blank), "
+                f"more than --max-empty-fraction {limit:g}; the P/W split would be meaningless. "
+                "Check the server's replies (docs/engines.md), then delete the run's "
+                f"{stage}/ folder and rerun the same command."
+            )
+    return out
 
 
 def _rate(num: Any, den: Any) -> float | None:

@@ -12,15 +12,19 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from selection.clipper.config import ClipperConfig
+from selection.clipper.config import ClipperConfig, render_prompt
 from selection.engines.resources import EngineAndJudge
 from selection.jobs.stage import Shard, derive_seed, row_shards
 
 EXCLUDE_FLAGS = ("missing_image", "corrupt_image")
+# A stage fails on empty replies only after this many replies (one odd reply is not a broken server).
+MIN_REPLIES_TO_FAIL = 20
 
 
 class Resources(EngineAndJudge):
     """The engine and judge of one worker process, loaded on first use and shared by all stages."""
+
+    samples_per_prompt = 2  # a one-shot probe shows the demonstration's and the query's images
 
     @property
     def call_size(self) -> int:
@@ -81,6 +85,35 @@ def _judge_all(ctx: Any, res: Resources, questions, answers, responses, tasks) -
     return verdicts
 
 
+class EmptyReplies:
+    """Counts a stage's empty replies (`content: null`, blanks) in progress.jsonl and the job log,
+    and fails the stage once more than `max_empty_fraction` of its replies are empty."""
+
+    def __init__(self, stage: str, limit: float) -> None:
+        self.stage, self.limit = stage, limit
+        self.empty = self.replies = 0
+
+    def note(self, ctx: Any, responses: Sequence[str | None], *, at_least: int) -> None:
+        from store.errors import ThresherError
+
+        n = sum(1 for r in responses if not (r or "").strip())
+        self.empty += n
+        self.replies += len(responses)
+        if n:
+            ctx.emit("empty_replies", empty=self.empty, replies=self.replies)
+            ctx.log.warning(
+                "%s: %d of %d replies empty so far", self.stage, self.empty, self.replies
+            )
+        if self.replies >= at_least and self.empty > self.limit * self.replies:
+            raise ThresherError(
+                f"clipper {self.stage}: {self.empty} of {self.replies} replies were empty "
+                f"(content null or blank), more than --max-empty-fraction {self.limit:g}: the "
+                "model returned no text, so every sample would land in W. Check the server "
+                "(chat template, a reasoning model that answers in reasoning_content, "
+                "--max-new-tokens), then rerun the same command to resume."
+            )
+
+
 class ZeroShotStage:
     """Stage 1 (eq. 1): greedy zero-shot answer to each sample's first question, judged -> P / W."""
 
@@ -88,6 +121,7 @@ class ZeroShotStage:
 
     def __init__(self, res: Resources) -> None:
         self.res, self.config = res, res.config
+        self.empty = EmptyReplies(self.name, self.config.max_empty_fraction)
 
     def plan(self, ctx: Any) -> list[Shard]:
         return row_shards(ctx.input().num_rows, self.config.shard_size, ctx.seed, self.name)
@@ -98,10 +132,12 @@ class ZeroShotStage:
         rows = ctx.input_rows(shard).to_pylist()
         problem = [image_problem(r["images"], r["flags"]) for r in rows]
         ok = [r for r, p in zip(rows, problem, strict=True) if p is None]
-        reqs = [(_turn("user", r["question"], r["images"]),) for r in ok]
+        template = self.config.zero_shot_prompt
+        reqs = [(_turn("user", render_prompt(template, r["question"]), r["images"]),) for r in ok]
         gen = self.res.engine(ctx).generate
         mnt = self.config.max_new_tokens
         responses = _batched(ctx, reqs, self.res.call_size, lambda b: gen(b, max_new_tokens=mnt))
+        self.empty.note(ctx, responses, at_least=MIN_REPLIES_TO_FAIL)
         verdicts = _judge_all(
             ctx,
             self.res,
@@ -163,6 +199,7 @@ class ProbeStage:
         self.res, self.config = res, res.config
         self._plan: Any = None
         self._row: dict[int, int] | None = None
+        self.empty = EmptyReplies(self.name, self.config.max_empty_fraction)
 
     def probe_plan(self, ctx: Any) -> Any:
         if self._plan is None:
@@ -202,18 +239,20 @@ class ProbeStage:
         )
         rec = {r["sample_id"]: r for r in sub.to_pylist()}
         reqs = []
+        template = self.config.one_shot_prompt
         for d, q in zip(demo_id, query_id, strict=True):
             dr, qr = rec[d], rec[q]
             reqs.append(
                 (
-                    _turn("user", dr["question"], dr["images"]),
+                    _turn("user", render_prompt(template, dr["question"]), dr["images"]),
                     _turn("assistant", dr["answer"]),
-                    _turn("user", qr["question"], qr["images"]),
+                    _turn("user", render_prompt(template, qr["question"]), qr["images"]),
                 )
             )
         gen = self.res.engine(ctx).generate
         mnt = self.config.max_new_tokens
         responses = _batched(ctx, reqs, self.res.call_size, lambda b: gen(b, max_new_tokens=mnt))
+        self.empty.note(ctx, responses, at_least=MIN_REPLIES_TO_FAIL)
         verdicts = _judge_all(
             ctx,
             self.res,

@@ -1,11 +1,14 @@
 """CLIPPER's subsets and coresets as pure functions of the zero-shot split and the probe log.
 
-Labels of the `subset_t1` / `subset_t2` groups (one per sample, for that tau):
+Labels of the `subset_t1` / `subset_t2` groups (one per sample, for that tau), as the paper
+defines them (eq. 4-7, checked against Table I: |W_c| and |W_u| are the same at tau = 1 and 2):
   P         parameter knowledge with c(p) >= tau (P_tau, eq. 4)
   P_not     parameter knowledge with c(p) < tau (P_not, eq. 5: excluded from every coreset)
-  W_c       world knowledge made correct by some demonstration in P_tau (eq. 6)
-  W_u       world knowledge probed at least once and never made correct by P_tau (eq. 7)
-  unprobed  world knowledge no demonstration was paired with (flagged, not W_u)
+  W_c       world knowledge made correct by at least one demonstration from P (eq. 6); the
+            same samples for every tau
+  W_u       the rest of W (eq. 7: W_u = W minus W_c), including W samples no demonstration was
+            paired with (`n_probes` = 0; summary.json counts them apart as `unprobed`)
+  unprobed  only with the deviation unprobed_in_wu=False: unprobed W samples kept out of W_u
   excluded  not judged: the sample's image is missing or corrupt (in neither P nor W)
 """
 
@@ -80,9 +83,14 @@ def compute_subsets(
     probe_correct: Sequence[bool | None],
     *,
     taus: Sequence[int] = TAUS,
-    unprobed_in_wu: bool = False,
+    unprobed_in_wu: bool = True,
+    wc_from_ptau: bool = False,
 ) -> Subsets:
-    """c(p) (eq. 2-3), P_tau / P_not (eq. 4-5), W_c / W_u (eq. 6-7) and the coresets per tau."""
+    """c(p) (eq. 2-3), P_tau / P_not (eq. 4-5), W_c / W_u (eq. 6-7) and the coresets per tau.
+
+    Two deviations from the paper, off by default: `wc_from_ptau` counts only demonstrations
+    from P_tau as fixing a W sample (W_c then shrinks as tau grows); `unprobed_in_wu=False`
+    keeps never-probed W samples out of W_u (labelled `unprobed`)."""
     ids = np.asarray(sample_id, dtype=np.int64)
     kn = np.asarray(knowledge, dtype=object)
     n = len(ids)
@@ -112,19 +120,21 @@ def compute_subsets(
         n_probes=np.where(is_w, n_probes, -1),
         fixed_by=fixed_by,
     )
+    fixed_by_p = np.zeros(n, dtype=bool)
+    fixed_by_p[q_rows[ok]] = True  # every demonstration is in P (checked above)
+    probed = n_probes > 0
     for tau in taus:
         in_ptau = is_p & (c_p >= tau)
-        fixed = np.zeros(n, dtype=bool)
-        fixed[q_rows[ok & in_ptau[d_rows]]] = True
+        fixed = fixed_by_p
+        if wc_from_ptau:
+            fixed = np.zeros(n, dtype=bool)
+            fixed[q_rows[ok & in_ptau[d_rows]]] = True
         labels = np.full(n, EXCLUDED, dtype=object)
         labels[is_p] = np.where(in_ptau[is_p], P, P_NOT)
-        probed = n_probes > 0
-        labels[is_w] = np.where(fixed[is_w], W_C, np.where(probed[is_w], W_U, UNPROBED))
+        rest = W_U if unprobed_in_wu else np.where(probed[is_w], W_U, UNPROBED)
+        labels[is_w] = np.where(fixed[is_w], W_C, rest)
         out.labels[tau] = labels
-        w_u = labels == W_U
-        if unprobed_in_wu:
-            w_u = w_u | (labels == UNPROBED)
         out.selections[f"P{tau}+W"] = in_ptau | is_w
         out.selections[f"P{tau}+Wc"] = in_ptau | (labels == W_C)
-        out.selections[f"P{tau}+Wu"] = in_ptau | w_u
+        out.selections[f"P{tau}+Wu"] = in_ptau | (labels == W_U)
     return out

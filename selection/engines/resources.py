@@ -12,7 +12,7 @@ from typing import Any
 from store.errors import ThresherError
 
 ENGINES = ("transformers", "openai", "vllm")
-JUDGES = ("rule", "llm")
+JUDGES = ("auto", "rule", "llm")
 
 
 @dataclass
@@ -29,10 +29,12 @@ class EngineSettings:
     """Name of the environment variable holding the API key; the key itself is never saved."""
     engine_opts: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for load_engine (device, dtype, concurrency, ...)."""
-    judge: str = "rule"
-    """rule (normalised exact / multiple choice / numeric) | llm (LLM-as-judge, as in the paper)."""
+    judge: str = "auto"
+    """auto (rules extract and match the answer; undecided replies go to the LLM judge when
+    --judge-model is set, else count as wrong and are reported apart) | rule (rules only) | llm
+    (LLM-as-judge for every reply, as in the paper). See docs/engines.md."""
     judge_model: str | None = None
-    """Model name of the LLM judge (--judge llm)."""
+    """Model name of the LLM judge (needed by --judge llm; optional for --judge auto)."""
     judge_base_url: str | None = None
     """Endpoint of the LLM judge; defaults to base_url."""
 
@@ -50,14 +52,21 @@ class EngineSettings:
             raise bad(f"--judge {self.judge!r} is not one of {', '.join(JUDGES)}")
         if self.engine == "openai" and not self.base_url:
             raise bad("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        if self.judge == "llm" and not (self.judge_base_url or self.base_url):
-            raise bad("--judge llm needs an endpoint: --judge-base-url (or --base-url)")
+        if (
+            self.judge in ("llm", "auto")
+            and self.judge_model
+            and not (self.judge_base_url or self.base_url)
+        ):
+            raise bad(f"--judge {self.judge} needs an endpoint: --judge-base-url (or --base-url)")
         if self.judge == "llm" and not self.judge_model:
             raise bad("--judge llm needs --judge-model (the judge's served model name)")
 
 
 class EngineAndJudge:
     """Loads the engine and the judge lazily and keeps them for every stage of the process."""
+
+    samples_per_prompt = 1
+    """How many samples one request shows (CLIPPER's one-shot probes: 2); sizes vLLM's image limit."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -84,7 +93,10 @@ class EngineAndJudge:
             c = self.config
             adapter = getattr(c, "adapter", None)
             ctx.log.info("loading %s engine for %s (adapter %s)", c.engine, c.model, adapter)
-            self._engine = load_engine(c.engine, c.model, **self.engine_options())
+            opts = self.engine_options()
+            if c.engine == "vllm" and "limit_images" not in opts:
+                opts["limit_images"] = self.samples_per_prompt * max_images(ctx.input())
+            self._engine = load_engine(c.engine, c.model, **opts)
         return self._engine
 
     def judge(self, ctx: Any) -> Any:
@@ -92,15 +104,30 @@ class EngineAndJudge:
             from selection.judges import load_judge
 
             c = self.config
-            if c.judge == "llm":
-                opts: dict[str, Any] = {
+            llm: dict[str, Any] | None = None
+            if c.judge_model and c.judge in ("llm", "auto"):
+                llm = {
                     "model": c.judge_model,
                     "base_url": c.judge_base_url or c.base_url,
                     "cache_path": str(ctx.run_dir / "judge_cache.jsonl"),
                 }
                 if c.api_key_env:
-                    opts["api_key_env"] = c.api_key_env
-                self._judge = load_judge("llm", **opts)
+                    llm["api_key_env"] = c.api_key_env
+            if c.judge == "llm":
+                self._judge = load_judge("llm", **(llm or {}))
+            elif c.judge == "auto":
+                self._judge = load_judge("auto", llm=llm)
             else:
                 self._judge = load_judge("rule")
         return self._judge
+
+
+def max_images(table: Any) -> int:
+    """The most images one sample of `table` (an input.parquet with an `images` list column) has;
+    at least 1, so a text-only dataset still loads a multimodal model."""
+    import pyarrow.compute as pc
+
+    if "images" not in table.column_names or table.num_rows == 0:
+        return 1
+    most = pc.max(pc.list_value_length(table["images"])).as_py()
+    return max(1, int(most or 0))

@@ -35,7 +35,7 @@ class VLLMEngine:
         self,
         model: str,
         *,
-        limit_images: int = 2,
+        limit_images: int = 2,  # CLIPPER / eval set it from the data (engines/resources.py)
         enable_prefix_caching: bool = True,
         dtype: str = "auto",
         max_model_len: int | None = None,
@@ -77,7 +77,7 @@ class VLLMEngine:
             if n > self.limit_images:
                 raise EngineError(
                     f"request #{i} has {n} images but the vllm engine allows "
-                    f"{self.limit_images}; raise limit_images"
+                    f"{self.limit_images}; raise it with --engine-opt limit_images={n}"
                 )
 
     def generate(self, requests: Sequence[ChatRequest], *, max_new_tokens: int = 32) -> list[str]:

@@ -120,7 +120,17 @@ def test_run_is_faithful_and_kill_resume_gives_identical_outputs(catalog, grader
         "zeroshot": len(undecided),
         "probe": probe["correct"].null_count,
     }
-    assert summary["mid_ppl"] == {"reference": "P1+W", "size": sum(res["P1+W"].to_pylist())}
+    assert summary["mid_ppl"] == {"reference": "fraction 0.5", "size": 16}  # half of 32
+    # what decided each verdict, and the W samples never probed (inside W_u)
+    zs_rules = summary["verdicts"]["zeroshot"]
+    assert sum(sum(v.values()) for v in zs_rules.values()) == 32
+    assert zs_rules["llm"]["undecided"] == len(undecided)
+    assert summary["unprobed"] == sum(
+        k == "W" and n == 0 for k, n in zip(kn, res["n_probes"].to_pylist(), strict=True)
+    )
+    assert summary["empty_replies"] == {"zeroshot": 0, "probe": 0}
+    params = runs.read_run_json(ref)["params"]
+    assert "{question}" in params["zero_shot_prompt"] and params["judge"] == "llm"
     mid = np.array(res["mid-ppl"].to_pylist())
     assert mid.sum() == summary["mid_ppl"]["size"]
     if mid.sum() < 32:

@@ -16,7 +16,11 @@ def test_round_trip_through_run_json_params():
         model="m", m=3, tau=2, assignment="balanced", engine_opts={"dtype": "float16"}
     )
     back = config_from_params(ClipperConfig, config_to_params(cfg))
-    assert back == cfg and back.default_selection == "P2+W" and back.mid_ppl_reference == "P2+W"
+    assert (
+        back == cfg
+        and back.default_selection == "P2+W"
+        and back.mid_ppl_reference == "fraction 0.5"
+    )
     with pytest.raises(ThresherError, match="unknown keys"):
         ClipperConfig.from_dict({**config_to_params(cfg), "mm": 3})
 
@@ -31,6 +35,9 @@ def test_round_trip_through_run_json_params():
         ({"batch_size": 0}, "batch_size"),
         ({"limit": 0}, "--limit"),
         ({"mid_ppl_match": "P3+W"}, "mid_ppl_match"),
+        ({"mid_ppl_fraction": 0.0}, "--mid-ppl-fraction"),
+        ({"max_empty_fraction": 1.5}, "--max-empty-fraction"),
+        ({"zero_shot_prompt": "Answer briefly."}, "zero_shot_prompt"),
     ],
 )
 def test_bad_values_are_user_errors(kw, message):

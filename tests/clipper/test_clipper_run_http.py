@@ -6,13 +6,15 @@ The server records every request, so the one-shot prompt layout is checked on th
 
 from __future__ import annotations
 
+import json
+
 import pyarrow.parquet as pq
 import pytest
 
 from selection.clipper import register
-from selection.clipper.config import ClipperConfig
+from selection.clipper.config import DEFAULT_PROMPT, ClipperConfig, render_prompt
 from selection.jobs import create_run, run_job
-from tests.helpers.chat_server import ChatServer
+from tests.helpers.chat_server import ChatServer, last_user_text
 from tests.helpers.datasets import make_demo_dataset
 
 
@@ -38,7 +40,10 @@ def test_probe_prompts_on_the_wire_and_known_perplexities(catalog):
     questions = [q for _, q, _, _ in rows]
     known = {q: a for i, (_, q, a, _) in enumerate(rows) if i % 2 == 0 and questions.count(q) == 1}
     assert len(known) >= 5
-    with ChatServer(known) as srv:
+    # The server sees the question inside the default short-answer prompt (recorded in run.json).
+    asked = {render_prompt(DEFAULT_PROMPT, q): a for q, a in known.items()}
+    assert all(p.endswith("single word or phrase.") for p in asked)
+    with ChatServer(asked) as srv:
         cfg = ClipperConfig(
             model="served", engine="openai", base_url=srv.base_url, m=4, shard_size=8
         )
@@ -70,7 +75,9 @@ def test_probe_prompts_on_the_wire_and_known_perplexities(catalog):
     for d, q in zip(probe["demo_id"].to_pylist(), probe["query_id"].to_pylist(), strict=True):
         dq, da, dn = by_id[d]
         qq, _, qn = by_id[q]
-        expected.add((dq, dn, da, qq, qn))
+        expected.add(
+            (render_prompt(DEFAULT_PROMPT, dq), dn, da, render_prompt(DEFAULT_PROMPT, qq), qn)
+        )
     assert sent == expected
     # the server's answer depends on the query alone, so no demonstration fixes anything here
     assert set(res["subset_t1"].to_pylist()) <= {"P_not", "W_u", "unprobed"}
@@ -78,3 +85,47 @@ def test_probe_prompts_on_the_wire_and_known_perplexities(catalog):
     for sid, lp in zip(res["sample_id"].to_pylist(), res["log_ppl"].to_pylist(), strict=True):
         words = by_id[sid][1].split()
         assert lp == pytest.approx(0.5 * sum(map(len, words)) / len(words))
+
+
+class NullServer(ChatServer):
+    """A server whose model returns `content: null` for every question in `silent`."""
+
+    def __init__(self, silent: set[str], **kw) -> None:
+        super().__init__(**kw)
+        self.silent = silent
+
+    def _completion(self, body: dict) -> dict:
+        out = super()._completion(body)
+        if any(q in last_user_text(body.get("messages", [])) for q in self.silent):
+            out["choices"][0]["message"]["content"] = None
+        return out
+
+
+@pytest.mark.parametrize("share", [0.2, 1.0])
+def test_null_replies_are_counted_and_fail_the_stage_above_the_threshold(catalog, share):
+    from store import runs
+    from store.errors import ThresherError
+
+    register()
+    make_demo_dataset(catalog, n=24, seed=2, name="demo")
+    with catalog.connect() as con:
+        questions = [r[0] for r in con.execute("SELECT question FROM samples").fetchall()]
+    silent = set(questions[: int(len(questions) * share)])
+    with NullServer(silent) as srv:
+        cfg = ClipperConfig(
+            model="served", engine="openai", base_url=srv.base_url, m=2, perplexity=False
+        )
+        run_dir = create_run(catalog, "clipper", "demo", cfg, seed=0, run_id=f"null{share}")
+        if share == 1.0:
+            with pytest.raises(ThresherError, match="24 of 24 replies were empty"):
+                run_job(run_dir)
+            status = runs.read_status(run_dir)
+            assert status["status"] == "failed" and "max-empty-fraction" in status["error"]
+            return
+        assert run_job(run_dir) == "done"
+    n_empty = sum(q in silent for q in questions)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["empty_replies"]["zeroshot"] == n_empty > 0
+    assert summary["verdicts"]["zeroshot"]["empty"]["wrong"] == n_empty
+    events = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "empty_replies" and e["stage"] == "zeroshot" for e in events)

@@ -123,7 +123,10 @@ def test_generate_sends_image_parts_and_greedy_params(fake_vllm, tmp_path):
     parts = call["messages"][0][0]["content"]
     assert [p["type"] for p in parts] == ["image_url", "image_url", "text"]
     assert parts[0]["image_url"]["url"].startswith("data:image/png;base64,")
-    with pytest.raises(EngineError, match="3 images but the vllm engine allows 2"):
+    with pytest.raises(
+        EngineError,
+        match="3 images but the vllm engine allows 2; raise it with --engine-opt limit_images=3",
+    ):
         eng.generate([(user("three", *imgs),)])
 
 
@@ -137,3 +140,27 @@ def test_answer_logprobs_sum_the_answer_tokens_only(fake_vllm):
     assert call["continue_final_message"] and not call["add_generation_prompt"]
     assert call["params"].prompt_logprobs == 0
     assert call["messages"][0][-1] == {"role": "assistant", "content": "big cat"}
+
+
+def test_image_limit_comes_from_the_data(fake_vllm):
+    """One-shot probes of 3-image samples need 6 images per prompt; vLLM is told so at load."""
+    import logging
+
+    import pyarrow as pa
+
+    from selection.clipper.config import ClipperConfig
+    from selection.clipper.stages import Resources
+    from selection.engines.resources import EngineAndJudge
+
+    class Ctx:
+        log = logging.getLogger("test")
+
+        def input(self):
+            return pa.table({"images": [["a.png"], ["b.png", "c.png", "d.png"], []]})
+
+    clipper = Resources(ClipperConfig(model="m", engine="vllm"))
+    assert clipper.engine(Ctx()).llm.kwargs["limit_mm_per_prompt"] == {"image": 6}
+    evaluate = EngineAndJudge(ClipperConfig(model="m", engine="vllm"))
+    assert evaluate.engine(Ctx()).llm.kwargs["limit_mm_per_prompt"] == {"image": 3}
+    pinned = Resources(ClipperConfig(model="m", engine="vllm", engine_opts={"limit_images": 1}))
+    assert pinned.engine(Ctx()).llm.kwargs["limit_mm_per_prompt"] == {"image": 1}

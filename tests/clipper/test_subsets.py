@@ -49,11 +49,8 @@ def _brute_force(ids, kn, log, tau):
     for d, ok in zip(log["demo_id"], log["correct"], strict=True):
         c[d] += bool(ok)
     p_tau = {d for d, v in c.items() if v >= tau}
-    w_c = {
-        q
-        for d, q, ok in zip(log["demo_id"], log["query_id"], log["correct"], strict=True)
-        if ok and d in p_tau
-    }
+    # eq. 6 as Table I reads it: fixed by any demonstration from P, whatever tau
+    w_c = {q for q, ok in zip(log["query_id"], log["correct"], strict=True) if ok}
     probed = set(log["query_id"])
     return c, p_tau, w_c, probed
 
@@ -76,16 +73,16 @@ def test_partitions_and_recomputability(assignment, tmp_path):
                 name: {i for i, x in lab.items() if x == name}
                 for name in (P, P_NOT, W_C, W_U, UNPROBED, EXCLUDED)
             }
-            # P_tau / P_not partition P; W_c / W_u / unprobed partition W
+            # P_tau / P_not partition P; W_c / W_u partition W (unprobed W samples are in W_u)
             assert got[P] | got[P_NOT] == p_set and not (got[P] & got[P_NOT])
-            assert got[W_C] | got[W_U] | got[UNPROBED] == w_set
-            assert sum(len(got[x]) for x in (W_C, W_U, UNPROBED)) == len(w_set)
+            assert got[W_C] | got[W_U] == w_set and not got[UNPROBED]
+            assert len(got[W_C]) + len(got[W_U]) == len(w_set)
+            assert w_set - probed <= got[W_U]
             assert got[EXCLUDED] == ex_set
             # c(p), P_tau and W_c recomputed from the log alone
             assert {int(i): int(v) for i, v, k in zip(ids, s.c_p, kn, strict=True) if k == "P"} == c
             assert got[P] == p_tau
             assert got[W_C] == w_c
-            assert got[UNPROBED] == w_set - probed
             # coresets
             sel = {name: set(ids[mask].tolist()) for name, mask in s.selections.items()}
             assert sel[f"P{tau}+W"] == p_tau | w_set
@@ -95,7 +92,7 @@ def test_partitions_and_recomputability(assignment, tmp_path):
                 assert not (sel[f"P{tau}+{w}"] & (got[P_NOT] | ex_set))
         # tau = 2 is stricter than tau = 1
         assert set(s.members(2, P)) <= set(s.members(1, P))
-        assert set(s.members(2, W_C)) <= set(s.members(1, W_C))
+        assert set(s.members(2, W_C)) == set(s.members(1, W_C))  # W_c does not depend on tau
         # fixed_by lists exactly the demonstrations whose probe was answered correctly
         fixed = {}
         for d, q, ok in zip(log["demo_id"], log["query_id"], log["correct"], strict=True):
@@ -127,17 +124,74 @@ def test_balanced_leaves_none_unprobed_when_enough_probes():
     assert (s.n_probes[12:] == 1).all()
 
 
-def test_unprobed_joins_wu_only_when_asked():
+def test_unprobed_are_in_wu_and_old_readings_are_opt_in_deviations():
     ids = np.arange(4)
     kn = np.array(["P", "W", "W", "W"], dtype=object)
     s = compute_subsets(ids, kn, [0, 0], [1, 2], [True, False])
-    assert s.labels[1].tolist() == [P, W_C, W_U, UNPROBED]
-    assert s.selections["P1+Wu"].tolist() == [True, False, True, False]
-    s2 = compute_subsets(ids, kn, [0, 0], [1, 2], [True, False], unprobed_in_wu=True)
-    assert s2.selections["P1+Wu"].tolist() == [True, False, True, True]
-    # c(0) = 1 < 2: at tau = 2 the demonstration and everything it fixed fall out
-    assert s.labels[2].tolist() == [P_NOT, W_U, W_U, UNPROBED]
-    assert s.selections["P2+Wc"].tolist() == [False] * 4
+    assert s.labels[1].tolist() == [P, W_C, W_U, W_U]  # sample 3 was never probed
+    assert s.selections["P1+Wu"].tolist() == [True, False, True, True]
+    # c(0) = 1 < 2: at tau = 2 the demonstration leaves P_tau, but what it fixed stays W_c
+    assert s.labels[2].tolist() == [P_NOT, W_C, W_U, W_U]
+    assert s.selections["P2+Wc"].tolist() == [False, True, False, False]
+    old = compute_subsets(
+        ids, kn, [0, 0], [1, 2], [True, False], unprobed_in_wu=False, wc_from_ptau=True
+    )
+    assert old.labels[1].tolist() == [P, W_C, W_U, UNPROBED]
+    assert old.selections["P1+Wu"].tolist() == [True, False, True, False]
+    assert old.labels[2].tolist() == [P_NOT, W_U, W_U, UNPROBED]
+    assert old.selections["P2+Wc"].tolist() == [False] * 4
+
+
+# Table I of the paper, Qwen2.5-VL-7B on VRSBench (10,000 training samples): coreset sizes.
+TABLE_I = {"P1+W": 7590, "P1+Wc": 4646, "P1+Wu": 6104, "P2+W": 5409, "P2+Wc": 2465, "P2+Wu": 3923}
+
+
+def _table_i_log(rng: np.random.Generator, *, unprobed: int, m: int = 10):
+    """A synthetic zero-shot split and probe log with the paper's sizes: |W| = 4430 of which
+    |W_c| = 1486, |P_1| = 3160, |P_2| = 979 (and |P| = 5570, the rest of the 10,000)."""
+    n, n_w, n_wc = 10_000, 4430, 1486
+    ids = rng.permutation(10**6)[:n].astype(np.int64)
+    kn = np.array(["W"] * n_w + ["P"] * (n - n_w), dtype=object)
+    w, p = ids[:n_w], ids[n_w:]
+    w_c, w_rest = w[:n_wc], w[n_wc:]
+    c = np.zeros(len(p), dtype=np.int64)  # c(p): 979 demos >= 2, 2181 == 1, the rest 0
+    c[:979] = rng.integers(2, 5, size=979)
+    c[979:3160] = 1
+    demo, query, ok = [], [], []
+    right_slots = [(d, k) for d, k in zip(p, c, strict=True) for _ in range(k)]
+    order = rng.permutation(len(right_slots))
+    targets = np.concatenate([w_c, rng.choice(w_c, size=len(order) - n_wc)])  # every W_c fixed
+    for slot, t in zip(order, targets, strict=True):
+        demo.append(right_slots[slot][0])
+        query.append(t)
+        ok.append(True)
+    probed = np.concatenate([w_c, w_rest[unprobed:]])  # the first `unprobed` of W_u never asked
+    for d, k in zip(p, c, strict=True):
+        for q in rng.choice(probed, size=m - k):
+            demo.append(d)
+            query.append(q)
+            ok.append(False)
+    return ids, kn, np.array(demo), np.array(query), ok
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_table_i_arithmetic(seed):
+    """|W_c| = 1486 and |W_u| = 2944 at both tau; |P_tau + W| - |P_tau + W_u| = |W_c| etc."""
+    rng = np.random.default_rng(seed)
+    ids, kn, demo, query, ok = _table_i_log(rng, unprobed=150)
+    s = compute_subsets(ids, kn, demo, query, ok)
+    sizes = {name: int(mask.sum()) for name, mask in s.selections.items()}
+    assert sizes == TABLE_I
+    for tau in (1, 2):
+        labels = s.labels[tau].tolist()
+        assert (labels.count(W_C), labels.count(W_U)) == (1486, 2944)
+        assert labels.count(W_C) + labels.count(W_U) == (kn == "W").sum() == 4430
+        w = sizes[f"P{tau}+W"]
+        assert w - sizes[f"P{tau}+Wc"] == 2944 and w - sizes[f"P{tau}+Wu"] == 1486
+    assert int(((kn == "W") & (s.n_probes == 0)).sum()) == 150  # unprobed, inside W_u
+    # The old reading (W_c only from P_tau) cannot reproduce the table: W_c shrinks at tau = 2.
+    dev = compute_subsets(ids, kn, demo, query, ok, wc_from_ptau=True)
+    assert (dev.labels[2] == W_C).sum() < 1486 == (dev.labels[1] == W_C).sum()
 
 
 def test_foreign_probe_log_is_refused():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from selection.clipper.config import DEFAULT_PROMPT
 from tui.cli.engine_opts import engine_options, seeded_subset
 from tui.cli.jobs import job_options, start_run
 
@@ -34,6 +35,32 @@ from tui.cli.jobs import job_options, start_run
 @click.option(
     "--no-perplexity", is_flag=True, help="Skip the perplexity stage and mid-ppl baseline."
 )
+@click.option(
+    "--mid-ppl-fraction",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Fraction of the samples the middle-perplexity baseline keeps (as Random in the paper).",
+)
+@click.option(
+    "--max-empty-fraction",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Fail the zeroshot / probe stage when more than this fraction of replies is empty.",
+)
+@click.option(
+    "--zero-shot-prompt",
+    default=DEFAULT_PROMPT,
+    metavar="TEMPLATE",
+    help="Template of the zero-shot user turn ({question}); default asks for a short answer.",
+)
+@click.option(
+    "--one-shot-prompt",
+    default=DEFAULT_PROMPT,
+    metavar="TEMPLATE",
+    help="Template of both user turns of a one-shot probe ({question}).",
+)
 @job_options
 @click.pass_obj
 def clipper_command(
@@ -53,6 +80,10 @@ def clipper_command(
     batch_size: int,
     limit: int | None,
     no_perplexity: bool,
+    mid_ppl_fraction: float,
+    max_empty_fraction: float,
+    zero_shot_prompt: str,
+    one_shot_prompt: str,
     engine_opt: dict[str, object],
     detach: bool,
     seed: int,
@@ -81,6 +112,10 @@ def clipper_command(
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         perplexity=not no_perplexity,
+        mid_ppl_fraction=mid_ppl_fraction,
+        max_empty_fraction=max_empty_fraction,
+        zero_shot_prompt=zero_shot_prompt,
+        one_shot_prompt=one_shot_prompt,
         limit=limit,
     )
     sample_ids = seeded_subset(workspace, dataset, limit, seed) if limit else None

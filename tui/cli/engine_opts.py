@@ -39,8 +39,19 @@ def engine_options(model_help: str, limit_help: str) -> Callable[[Callable[..., 
             metavar="VAR",
             help="Environment variable holding the API key (the key is never written anywhere).",
         ),
-        click.option("--judge", type=click.Choice(JUDGES), default="rule", show_default=True),
-        click.option("--judge-model", default=None, help="Model of the LLM judge (--judge llm)."),
+        click.option(
+            "--judge",
+            type=click.Choice(JUDGES),
+            default="auto",
+            show_default=True,
+            help="auto: rules extract and match answers, undecided replies go to the LLM judge "
+            "(with --judge-model) or count as wrong; rule: rules only; llm: the LLM judges all.",
+        ),
+        click.option(
+            "--judge-model",
+            default=None,
+            help="Model of the LLM judge (needed by --judge llm; optional for auto).",
+        ),
         click.option(
             "--judge-base-url", default=None, help="Endpoint of the LLM judge (default --base-url)."
         ),
