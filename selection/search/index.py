@@ -13,11 +13,15 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from store import runs
 from store.errors import ThresherError
+
+if TYPE_CHECKING:
+    from selection.search.ivf import CoarseLists
 
 FAISS_AVAILABLE = importlib.util.find_spec("faiss") is not None
 _BLOCK = 32768  # rows per NumPy block: 128 MiB of float32 at 1024-d
@@ -34,7 +38,14 @@ class Neighbours:
 class EmbeddingIndex:
     """All embedding shards of one run, searchable; build once, query many times (thread-safe reads)."""
 
-    def __init__(self, shards: list[np.ndarray], *, backend: str = "auto") -> None:
+    def __init__(
+        self,
+        shards: list[np.ndarray],
+        *,
+        backend: str = "auto",
+        lists: CoarseLists | None = None,
+        nprobe: int = 16,
+    ) -> None:
         if not shards:
             raise ThresherError("no embedding shards to search")
         dims = {s.shape[1] for s in shards}
@@ -51,17 +62,35 @@ class EmbeddingIndex:
         if backend not in ("faiss", "numpy"):
             raise ThresherError(f"unknown search backend {backend!r}; use auto, faiss or numpy")
         self.backend = backend
-        self._faiss = self._build_faiss() if backend == "faiss" else None
+        if lists is not None:  # approximate: only the query's nprobe nearest lists are scanned
+            if backend != "faiss":
+                raise ThresherError("--approx needs faiss (pip install faiss-cpu)")
+            from selection.search.ivf import ivf_index
+
+            self._faiss = ivf_index(shards, lists, nprobe)
+            self.backend = f"faiss-ivf (nlist {len(lists.centroids)}, nprobe {self._faiss.nprobe})"
+        else:
+            self._faiss = self._build_faiss() if backend == "faiss" else None
 
     @classmethod
-    def open(cls, run_dir: Path, *, backend: str = "auto") -> EmbeddingIndex:
+    def open(
+        cls, run_dir: Path, *, backend: str = "auto", nlist: int | None = None, nprobe: int = 16
+    ) -> EmbeddingIndex:
+        """The run's index: exact, or with `nlist` coarse lists (0 = a default for the size)."""
         files = runs.stage_files(run_dir, "embeddings", ".npy")
         if not files:
             raise ThresherError(
                 f"run {run_dir.name} has no CLIP embeddings ({run_dir / 'embeddings'} is empty); "
                 "search needs an OFA, ofa-apply or baseline run whose encode stage has run."
             )
-        return cls([np.load(f, mmap_mode="r") for f in files], backend=backend)
+        shards = [np.load(f, mmap_mode="r") for f in files]
+        if nlist is None:
+            return cls(shards, backend=backend)
+        from selection.search.ivf import default_nlist, load_or_train
+
+        n = sum(len(s) for s in shards)
+        lists = load_or_train(run_dir, files, shards, nlist or default_nlist(n))
+        return cls(shards, backend=backend, lists=lists, nprobe=nprobe)
 
     def _build_faiss(self):
         import faiss

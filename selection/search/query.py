@@ -74,10 +74,18 @@ def encoder_settings(run_dir: Path, _seen: tuple[Path, ...] = ()) -> EncodeConfi
 class RunSearcher:
     """One run's index, input ids and (lazily) its text encoder; reuse it for many queries."""
 
-    def __init__(self, run_dir: Path, *, backend: str = "auto", device: str = "cpu") -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        backend: str = "auto",
+        device: str = "cpu",
+        nlist: int | None = None,
+        nprobe: int = 16,
+    ) -> None:
         self.run_dir = run_dir
         self.device = device
-        self.index = EmbeddingIndex.open(run_dir, backend=backend)
+        self.index = EmbeddingIndex.open(run_dir, backend=backend, nlist=nlist, nprobe=nprobe)
         inp = pq.read_table(run_dir / runs.INPUT, columns=["sample_id", "orig_id", "question"])
         if inp.num_rows < self.index.n:
             raise ThresherError(

@@ -115,3 +115,65 @@ def test_search_cli_json_and_table(ofa_ws, ofa_run):
         table = CliRunner().invoke(cli, [*args, "--like", str(data["hits"][0]["sample_id"])])
         assert table.exit_code == 0, table.output
         assert f"like:{data['hits'][0]['sample_id']}" in table.output
+
+
+def _clustered(rng, n, d, k):
+    centres = rng.standard_normal((k, d)).astype(np.float32) * 3
+    x = centres[rng.integers(k, size=n)] + rng.standard_normal((n, d)).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
+
+
+@pytest.mark.skipif(not FAISS_AVAILABLE, reason="no faiss")
+def test_approx_lists_hold_the_same_rows_and_are_cached(tmp_path):
+    from selection.search.ivf import load_or_train
+
+    rng = np.random.default_rng(5)
+    (tmp_path / "embeddings").mkdir()
+    for i, m in enumerate((1500, 900)):
+        np.save(tmp_path / "embeddings" / f"part-{i:05d}.npy", _clustered(rng, m, 32, 12))
+    files = sorted((tmp_path / "embeddings").glob("*.npy"))
+    shards = [np.load(f, mmap_mode="r") for f in files]
+    exact = EmbeddingIndex(shards, backend="faiss")
+    lists = load_or_train(tmp_path, files, shards, 16)
+    assert lists.assign.shape == (2400,) and lists.centroids.shape == (16, 32)
+    # every list scanned: the approximate index is the exact one, row for row
+    full = EmbeddingIndex(shards, backend="faiss", lists=lists, nprobe=16)
+    queries = [exact.vector(r) for r in rng.integers(2400, size=20)]
+    for q in queries:
+        assert full.search(q, 10).rows.tolist() == exact.search(q, 10).rows.tolist()
+    # a quarter of the lists: most true neighbours still found on clustered data
+    part = EmbeddingIndex(shards, backend="faiss", lists=lists, nprobe=4)
+    hits = [len(set(part.search(q, 10).rows) & set(exact.search(q, 10).rows)) for q in queries]
+    assert np.mean(hits) / 10 >= 0.8, hits
+    # cached: the same lists come back without training; a changed shard retrains
+    again = load_or_train(tmp_path, files, shards, 16)
+    assert np.array_equal(again.assign, lists.assign)
+    cache = tmp_path / "search" / "ivf-16.npz"
+    before = cache.stat().st_mtime_ns
+    np.save(files[1], np.asarray(shards[1])[::-1].copy())
+    shards = [np.load(f, mmap_mode="r") for f in files]
+    load_or_train(tmp_path, files, shards, 16)
+    assert cache.stat().st_mtime_ns != before
+
+
+@pytest.mark.skipif(not FAISS_AVAILABLE, reason="no faiss")
+def test_search_cli_approx(ofa_ws, ofa_run):
+    from tui.cli import cli
+
+    ws, _ = ofa_ws
+    args = ["--workspace", str(ws.root), "search", "--run", ofa_run.name, "--json"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = CliRunner().invoke(cli, [*args, "--like", "0", "--top", "5"])
+    # sample_id 0 does not exist: a clear error, not a traceback
+    assert first.exit_code != 0 and "not in run" in str(first.exception)
+    inp = pq.read_table(ofa_run / "input.parquet", columns=["sample_id"]).to_pydict()
+    sid = str(inp["sample_id"][5])
+    exact = json.loads(CliRunner().invoke(cli, [*args, "--like", sid, "--top", "5"]).output)
+    out = CliRunner().invoke(
+        cli, [*args, "--like", sid, "--top", "5", "--approx", "--nlist", "4", "--nprobe", "4"]
+    )
+    approx = json.loads(out.output)
+    assert approx["backend"].startswith("faiss-ivf (nlist 4, nprobe 4)")
+    assert [h["sample_id"] for h in approx["hits"]] == [h["sample_id"] for h in exact["hits"]]
+    assert (ofa_run / "search" / "ivf-4.npz").exists()
