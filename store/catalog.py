@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ from store.schema import MIGRATIONS, SCHEMA_VERSION
 from store.workspace import Workspace
 
 DEFAULT_BUSY_TIMEOUT = 30.0
+_LIVE: dict[str, int] = {}  # open connections per catalog file in this process
+_LIVE_LOCK = threading.Lock()
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -53,6 +56,9 @@ class Catalog:
         CatalogBroken, which names the file and `thresher doctor --repair`.
         """
         con = self._connect_with_retry()
+        key = str(self.path)
+        with _LIVE_LOCK:
+            _LIVE[key] = _LIVE.get(key, 0) + 1
         try:
             yield con
         except duckdb.Error as exc:
@@ -61,6 +67,8 @@ class Catalog:
                 raise
             raise broken from exc
         finally:
+            with _LIVE_LOCK:
+                _LIVE[key] -= 1
             con.close()
 
     @contextmanager
@@ -82,7 +90,9 @@ class Catalog:
         delay = 0.02
         while True:
             try:
-                wal = health.wal_bytes(self.path)
+                # A WAL is stale only when no connection of this process has the file open
+                # (other processes cannot: DuckDB's lock); DuckDB folds it in on its last close.
+                wal = 0 if _LIVE.get(str(self.path)) else health.wal_bytes(self.path)
                 con = duckdb.connect(str(self.path))
                 if wal:
                     health.checkpoint_stale_wal(con, self.path, wal)
@@ -117,7 +127,7 @@ class Catalog:
         """Apply the migrations this file has not seen yet, each in its own transaction."""
         with self.connect() as con:
             current = self.schema_version(con)
-            if current:
+            if current and _LIVE.get(str(self.path), 0) <= 1:  # no other writer mid-checkpoint
                 health.check_size(con, self.path)
             if current > SCHEMA_VERSION:
                 raise ThresherError(
