@@ -82,3 +82,15 @@ def test_stale_wal_after_a_kill_is_checkpointed_once_and_announced(catalog, smal
     assert wal_bytes(ws.catalog_path) == 0
     again = run_cli(ws.root, "datasets")
     assert again.returncode == 0 and "write-ahead" not in again.stderr
+
+
+def test_a_live_wal_of_this_process_is_not_called_stale(catalog, caplog):
+    """Two connections of one process (the TUI's threads): the second sees the first's WAL,
+    which DuckDB folds in on the last close; that is no crash and gets no note."""
+    with catalog.connect() as first:
+        first.execute("CREATE TABLE probe (x INTEGER); INSERT INTO probe VALUES (1)")
+        assert wal_bytes(catalog.path) > 0
+        with caplog.at_level("WARNING", logger="thresher.notice"), catalog.connect() as second:
+            assert second.execute("SELECT x FROM probe").fetchone() == (1,)
+        assert "write-ahead" not in caplog.text
+    assert wal_bytes(catalog.path) == 0  # the last close checkpointed it
