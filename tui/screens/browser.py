@@ -79,11 +79,15 @@ class BrowserScreen(ThresherScreen):
             "x", "export", "Export", id="browser.export", tooltip="Export this run's selection"
         ),
         Binding("m", "monitor", "Monitor", show=False, id="browser.monitor"),
-        Binding("S", "meaning", "Search", id="browser.meaning", tooltip="Search by meaning"),
+        Binding(
+            "S", "meaning", "Search", show=False, id="browser.meaning", tooltip="Search by meaning"
+        ),
         Binding(
             "L", "more_like", "Like", show=False, id="browser.like", tooltip="More like this sample"
         ),
-        Binding("G", "grid", "Grid", id="browser.grid", tooltip="Thumbnails of the rows shown"),
+        Binding(
+            "G", "grid", "Grid", show=False, id="browser.grid", tooltip="Thumbnails of these rows"
+        ),
     ]
 
     WORK_LABELS = {"browser-groups": "counting groups", "browser-query": "filter/sort"}
