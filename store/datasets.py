@@ -104,3 +104,26 @@ def flag_counts(
     for ds, flag, n in rows:
         out.setdefault(int(ds), {})[flag] = int(n)
     return out
+
+
+def seeded_sample_ids(catalog: Catalog, dataset: str, limit: int, seed: int) -> list[int] | None:
+    """`limit` sample ids of the dataset drawn with `seed`, sorted (None: the dataset is not larger).
+
+    What a config's `limit` means (CLIPPER, eval): the same (dataset, limit, seed) gives the same
+    subset, so rerunning the command resumes the same run."""
+    import random
+
+    with catalog.connect() as con:
+        ids = [
+            r[0]
+            for r in con.execute(
+                "SELECT sample_id FROM samples JOIN datasets USING (dataset_id) "
+                "WHERE datasets.name = ? ORDER BY sample_id",
+                [dataset],
+            ).fetchall()
+        ]
+    if not ids:
+        raise NotFound(f"dataset {dataset!r} has no samples (or does not exist); see `thresher ls`")
+    if limit >= len(ids):
+        return None
+    return sorted(random.Random(seed).sample(ids, limit))

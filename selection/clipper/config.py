@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
+from selection.config import param
 from selection.engines.resources import EngineSettings
 from store.errors import ThresherError
 
@@ -19,55 +19,75 @@ DEFAULT_PROMPT = "{question}\n" + SHORT_ANSWER
 class ClipperConfig(EngineSettings):
     """CLIPPER (papers/clipper.txt, III-B). Defaults follow the paper where its text kept the value."""
 
-    m: int = 10
-    """Queries drawn from W per demonstration. The paper's value was lost in our copy of the text
-    (\"and set .\" in IV-A); 10 keeps probing cost at 10 x |P| requests and makes the chance that a
-    W sample goes unprobed under random assignment about exp(-10 |P| / |W|)."""
-    tau: int = 1
-    """Which tau gives the default selection (P{tau}+W) (both tau=1 and tau=2 are always computed)."""
-    zero_shot_prompt: str = DEFAULT_PROMPT
-    """Template of the zero-shot user turn; {question} is the sample's first question. The default
-    appends LLaVA's short-answer instruction (not repeated when the question already carries it).
-    Recorded in run.json."""
-    one_shot_prompt: str = DEFAULT_PROMPT
-    """Template of both user turns of a one-shot probe (the demonstration's and the query's)."""
-    max_empty_fraction: float = 0.5
-    """Fail the zeroshot / probe stage when more than this fraction of replies is empty (a server
-    answering content: null); 1 never fails. Empty replies are always counted."""
-    assignment: str = "random"
-    """random (the paper: m queries uniformly per demonstration) | balanced (every W sample is
-    probed about equally often; none is left unprobed when |P| * m >= |W|)."""
-    max_new_tokens: int = 32
-    """Greedy decoding budget for zero-shot and probe answers."""
-    batch_size: int = 8
-    """transformers: requests per forward batch. openai / vllm get a whole shard per call (their
-    own concurrency and continuous batching apply; see engine_opts concurrency)."""
-    shard_size: int = 256
-    """Samples per zero-shot / perplexity shard (the unit of resume)."""
-    demos_per_shard: int = 16
-    """Demonstrations per probe shard (each runs its m probes together for the prefix cache)."""
-    perplexity: bool = True
-    """Compute ground-truth answer perplexity (Fig. 4 summaries and the mid-ppl baseline)."""
-    mid_ppl_fraction: float = 0.5
-    """Fraction of the samples the middle-perplexity baseline keeps, like Random in the paper's
-    Table I (50 % on VRSBench); ignored when mid_ppl_match is set."""
-    mid_ppl_match: str = ""
-    """Option: size the middle-perplexity baseline like this selection (e.g. P1+W) instead."""
-    unprobed_in_wu: bool = True
-    """The paper's W_u = W minus W_c: W samples no demonstration probed are in W_u (counted apart
-    as unprobed in summary.json). False is a deviation: they stay out of W_u."""
-    wc_from_ptau: bool = False
-    """Deviation, off by default: only demonstrations from P_tau fix a W sample, so W_c shrinks
-    as tau grows. Table I of the paper has the same |W_c| at tau = 1 and 2."""
-    hist_bins: int = 30
-    """Histogram bins over log-perplexity in summary.json."""
-    limit: int | None = None
-    """Seeded subset of the dataset's samples (demos, smoke tests); None = all."""
+    m: int = param(
+        10,
+        "W queries per demonstration. The paper's value was lost in our copy of the text "
+        "(IV-A); 10 keeps probing at 10 x |P| requests and leaves a W sample unprobed under "
+        "random assignment with chance about exp(-10 |P| / |W|).",
+    )
+    tau: int = param(1, "Default selection P{tau}+W (both tau=1 and tau=2 are always computed).")
+    zero_shot_prompt: str = param(
+        DEFAULT_PROMPT,
+        "Template of the zero-shot user turn; {question} is the sample's first question. The "
+        "default appends LLaVA's short-answer instruction (not repeated when the question "
+        "already carries it). Recorded in run.json.",
+        metavar="TEMPLATE",
+    )
+    one_shot_prompt: str = param(
+        DEFAULT_PROMPT,
+        "Template of both user turns of a one-shot probe (the demonstration's and the query's).",
+        metavar="TEMPLATE",
+    )
+    max_empty_fraction: float = param(
+        0.5,
+        "Fail the zeroshot / probe stage when more than this fraction of replies is empty (a "
+        "server answering content: null); 1 never fails. Empty replies are always counted.",
+    )
+    assignment: str = param(
+        "random",
+        "random (the paper: m queries uniformly per demonstration) or balanced (every W sample "
+        "is probed about equally often; none is left unprobed when |P| * m >= |W|).",
+        choices=ASSIGNMENTS,
+    )
+    max_new_tokens: int = param(32, "Greedy decoding budget for zero-shot and probe answers.")
+    batch_size: int = param(
+        8,
+        "transformers: requests per forward batch (openai and vllm get a whole shard per call "
+        "and apply their own concurrency).",
+    )
+    shard_size: int = param(256, "Samples per zero-shot / perplexity shard (the unit of resume).")
+    demos_per_shard: int = param(
+        16, "Demonstrations per probe shard (each runs its m probes together for the prefix cache)."
+    )
+    perplexity: bool = param(
+        True, "Compute ground-truth answer perplexity (Fig. 4 summaries and the mid-ppl baseline)."
+    )
+    mid_ppl_fraction: float = param(
+        0.5,
+        "Fraction of the samples the middle-perplexity baseline keeps, like Random in the "
+        "paper's Table I (50 % on VRSBench); ignored when --mid-ppl-match is set.",
+    )
+    mid_ppl_match: str = param(
+        "", "Option: size the middle-perplexity baseline like this selection (e.g. P1+W) instead."
+    )
+    unprobed_in_wu: bool = param(
+        True,
+        "The paper's W_u = W minus W_c: W samples no demonstration probed are in W_u (counted "
+        "apart as unprobed in summary.json). False is a deviation: they stay out of W_u.",
+    )
+    wc_from_ptau: bool = param(
+        False,
+        "Deviation, off by default: only demonstrations from P_tau fix a W sample, so W_c shrinks "
+        "as tau grows. Table I of the paper has the same |W_c| at tau = 1 and 2.",
+    )
+    hist_bins: int = param(30, "Histogram bins over log-perplexity in summary.json.")
+    limit: int | None = param(
+        None,
+        "Use a seeded subset of N samples of the dataset (demos, smoke tests); empty = all.",
+        metavar="N",
+    )
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
+    def validate(self) -> ClipperConfig:
         def bad(what: str) -> ThresherError:
             return ThresherError(f"clipper: {what}")
 
@@ -90,6 +110,7 @@ class ClipperConfig(EngineSettings):
         for name in ("zero_shot_prompt", "one_shot_prompt"):
             if "{question}" not in getattr(self, name):
                 raise bad(f"{name} must contain {{question}} (got {getattr(self, name)!r})")
+        return self
 
     @property
     def default_selection(self) -> str:
@@ -99,18 +120,6 @@ class ClipperConfig(EngineSettings):
     def mid_ppl_reference(self) -> str:
         """What sizes the mid-ppl baseline: a selection's name, or "fraction 0.5"."""
         return self.mid_ppl_match or f"fraction {self.mid_ppl_fraction:g}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ClipperConfig:
-        """Unknown keys are an error (a typo must not silently fall back to a default)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ThresherError(f"clipper params: unknown keys {unknown}; known: {sorted(known)}")
-        return cls(**data)
 
 
 def selection_names() -> list[str]:

@@ -6,9 +6,10 @@ batch_size, and optionally an adapter (a LoRA adapter for the transformers engin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from selection.config import Config, param
 from store.errors import ThresherError
 
 ENGINES = ("transformers", "openai", "vllm")
@@ -16,27 +17,46 @@ JUDGES = ("auto", "rule", "llm")
 
 
 @dataclass
-class EngineSettings:
+class EngineSettings(Config):
     """The model, engine and judge fields every config that answers questions shares (CLIPPER, eval)."""
 
-    model: str = ""
-    """Target VLM: a local folder or a hub name (transformers/vllm), or the served model name (openai)."""
-    engine: str = "transformers"
-    """transformers | openai | vllm."""
-    base_url: str | None = None
-    """OpenAI-compatible endpoint for --engine openai (e.g. http://127.0.0.1:8000/v1)."""
-    api_key_env: str | None = None
-    """Name of the environment variable holding the API key; the key itself is never saved."""
-    engine_opts: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments for load_engine (device, dtype, concurrency, ...)."""
-    judge: str = "auto"
-    """auto (rules extract and match the answer; undecided replies go to the LLM judge when
-    --judge-model is set, else count as wrong and are reported apart) | rule (rules only) | llm
-    (LLM-as-judge for every reply, as in the paper). See docs/engines.md."""
-    judge_model: str | None = None
-    """Model name of the LLM judge (needed by --judge llm; optional for --judge auto)."""
-    judge_base_url: str | None = None
-    """Endpoint of the LLM judge; defaults to base_url."""
+    model: str = param(
+        "",
+        "Target VLM: a local folder or a hub name (transformers/vllm), or the served model name "
+        "(openai).",
+        metavar="PATH_OR_NAME",
+        required=True,
+    )
+    engine: str = param(
+        "transformers",
+        "transformers (CPU or GPU), openai (any OpenAI-compatible server), vllm (offline, GPU).",
+        choices=ENGINES,
+    )
+    base_url: str | None = param(
+        None, "OpenAI-compatible endpoint for --engine openai, e.g. http://127.0.0.1:8000/v1."
+    )
+    api_key_env: str | None = param(
+        None,
+        "Environment variable holding the API key (the key itself is never written anywhere).",
+        metavar="VAR",
+    )
+    engine_opts: dict[str, Any] = param(
+        {},
+        "Extra engine option, repeatable (device=cuda, dtype=bfloat16, concurrency=32, ...).",
+        flag="--engine-opt",
+        metavar="KEY=VALUE",
+    )
+    judge: str = param(
+        "auto",
+        "auto: rules extract and match the answer, undecided replies go to the LLM judge (with "
+        "--judge-model) or count as wrong and are reported apart; rule: rules only; llm: the LLM "
+        "judges every reply, as in the paper (docs/engines.md).",
+        choices=JUDGES,
+    )
+    judge_model: str | None = param(
+        None, "Model name of the LLM judge (needed by --judge llm; optional for --judge auto)."
+    )
+    judge_base_url: str | None = param(None, "Endpoint of the LLM judge (default: --base-url).")
 
     def validate_engine(self, command: str) -> None:
         """The checks every answering command shares; errors start with `command` (clipper, eval)."""

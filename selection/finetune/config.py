@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selection.config import Config, param
 from store.errors import ThresherError
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -14,72 +14,115 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
 @dataclass
-class FinetuneConfig:
-    """LoRA supervised fine-tuning of an image-text-to-text model on an exported manifest."""
+class FinetuneConfig(Config):
+    """LoRA supervised fine-tuning of an image-text-to-text model on an exported manifest.
 
-    manifest: str = ""
-    """The manifest to train on (LLaVA JSON, ms-swift JSONL or LLaMA-Factory ShareGPT JSON)."""
-    model: str = ""
-    """Base model: a local folder or a hub name already in the local cache."""
-    arch: str | None = None
-    """Model family (qwen2_vl, qwen2_5_vl, idefics3, smolvlm, llava); None = read from config."""
-    target_modules: list[str] | None = None
-    """LoRA target module names; None = the defaults for `arch` (language model only)."""
-    exclude_modules: str | None = None
-    """Regex of module paths never adapted; None = the vision tower and projector."""
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    learning_rate: float = 1e-4
-    lr_schedule: str = "cosine"
-    """cosine | linear | constant, each after a linear warmup."""
-    warmup_ratio: float = 0.03
-    """Fraction of the optimizer steps spent warming the learning rate up from 0."""
-    weight_decay: float = 0.0
-    epochs: float = 1.0
-    batch_size: int = 1
-    """Samples per micro-batch (per forward pass)."""
-    grad_accum: int = 8
-    """Micro-batches per optimizer step; the effective batch is batch_size * grad_accum."""
-    max_steps: int | None = None
-    """Stop after this many optimizer steps (overrides epochs when smaller)."""
-    max_length: int = 2048
-    """Token budget per sample; longer samples are skipped (and counted) rather than cut."""
-    max_grad_norm: float = 1.0
-    precision: str = "auto"
-    """auto = bf16 on a GPU that supports it, else fp32."""
-    gradient_checkpointing: bool = False
-    save_steps: int = 50
-    """Write a resumable checkpoint every N optimizer steps (and at the end)."""
-    keep_checkpoints: int = 2
-    """How many of the newest checkpoints to keep on disk."""
-    seed: int = 0
-    device: str = "auto"
-    """auto = the GPUs when there are any, else cpu; cuda:N = that GPU only."""
-    nproc: int | None = None
-    """Training processes launched through torchrun (DDP; gloo on CPU); None = one per visible GPU."""
-    quantize: str | None = None
-    """4bit = QLoRA: the base model in 4-bit NF4 (needs bitsandbytes and a GPU)."""
-    deepspeed: str | None = None
-    """DeepSpeed config file for the Trainer (runs through torchrun)."""
-    fsdp: str | None = None
-    """The Trainer's FSDP option, e.g. "full_shard auto_wrap" (runs through torchrun)."""
-    fsdp_config: str | None = None
-    """FSDP config file for the Trainer."""
-    report_to: list[str] | None = None
-    """Trainer loggers (tensorboard, wandb, mlflow, none); None = tensorboard when installed."""
-    trainer_args: dict[str, Any] = field(default_factory=dict)
-    """Other transformers TrainingArguments, passed through unchanged."""
-    image_max_pixels: int | None = None
-    """Cap on pixels per image handed to the processor (keeps memory bounded); None = processor default."""
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Free-form notes carried into the training summary (e.g. the CLI's command line)."""
+    `model` may be empty while the config only renders an ms-swift / LLaMA-Factory command
+    (`thresher train --print-command`); a fine-tune run needs it (`require_model`)."""
+
+    manifest: str = param(
+        "",
+        "Exported manifest to train on (LLaVA JSON, ms-swift JSONL or LLaMA-Factory ShareGPT JSON).",
+        metavar="PATH",
+        required=True,
+    )
+    model: str = param(
+        "",
+        "Base image-text-to-text model: a local folder or a hub name already in the local cache.",
+        metavar="PATH_OR_NAME",
+    )
+    arch: str | None = param(
+        None,
+        "Model family (qwen2_vl, qwen2_5_vl, idefics3, smolvlm, llava); default: from the "
+        "model's config.",
+    )
+    target_modules: list[str] | None = param(
+        None,
+        "LoRA target module names, comma-separated (default: the family's attention+MLP "
+        "projections of the language model).",
+        metavar="A,B",
+    )
+    exclude_modules: str | None = param(
+        None,
+        "Regex of module paths never adapted (default: the vision tower and projector).",
+        metavar="REGEX",
+    )
+    lora_r: int = param(16, "LoRA rank.")
+    lora_alpha: int = param(32, "LoRA alpha (scale = alpha / r).")
+    lora_dropout: float = param(0.05, "Dropout on the LoRA branch.")
+    learning_rate: float = param(1e-4, "Peak learning rate.", aliases=("--lr",))
+    lr_schedule: str = param("cosine", "Schedule after a linear warmup.", choices=SCHEDULES)
+    warmup_ratio: float = param(
+        0.03, "Fraction of the optimizer steps spent warming the learning rate up from 0."
+    )
+    weight_decay: float = param(0.0, "AdamW weight decay.")
+    epochs: float = param(1.0, "Passes over the manifest (fractions allowed).")
+    batch_size: int = param(1, "Samples per micro-batch (per forward pass).")
+    grad_accum: int = param(
+        8, "Micro-batches per optimizer step; the effective batch is batch_size * grad_accum."
+    )
+    max_steps: int | None = param(
+        None, "Stop after N optimizer steps (overrides epochs when smaller).", metavar="N"
+    )
+    max_length: int = param(
+        2048, "Token budget per sample; longer samples are skipped (and counted), not cut."
+    )
+    max_grad_norm: float = param(1.0, "Gradient clipping norm.")
+    precision: str = param(
+        "auto", "auto: bf16 on a GPU that has it, else fp32.", choices=PRECISIONS
+    )
+    gradient_checkpointing: bool = param(False, "Trade compute for activation memory.")
+    save_steps: int = param(
+        50, "Write a resumable checkpoint every N optimizer steps (and at the end)."
+    )
+    keep_checkpoints: int = param(2, "How many of the newest checkpoints to keep on disk.")
+    seed: int = param(
+        0, "Training seed; the command fills it from --seed (the run seed).", cli=False
+    )
+    device: str = param(
+        "auto", "auto (the GPUs when there are any, else cpu), cpu, cuda, cuda:1 (that GPU only)"
+    )
+    nproc: int | None = param(
+        None,
+        "Training processes launched through torchrun (DDP; gloo on CPU); default: one per "
+        "visible GPU, else 1.",
+        metavar="N",
+    )
+    quantize: str | None = param(
+        None, "4bit = QLoRA: the base model in 4-bit NF4 (needs bitsandbytes and a GPU).",
+        choices=("4bit",),
+    )  # fmt: skip
+    deepspeed: str | None = param(
+        None, "DeepSpeed config file for the Trainer (runs through torchrun).", metavar="CONFIG"
+    )
+    fsdp: str | None = param(
+        None, 'The Trainer\'s FSDP option, e.g. "full_shard auto_wrap" (runs through torchrun).'
+    )
+    fsdp_config: str | None = param(None, "FSDP config file for the Trainer.", metavar="PATH")
+    report_to: list[str] | None = param(
+        None,
+        "Trainer loggers, comma-separated (tensorboard, wandb, mlflow, none); default: "
+        "tensorboard (into the run folder) when it is installed.",
+        metavar="A,B",
+    )
+    trainer_args: dict[str, Any] = param(
+        {},
+        "Other transformers TrainingArguments as KEY=VALUE (VALUE read as JSON when it parses), "
+        "passed through unchanged.",
+        flag="--trainer-arg",
+    )
+    image_max_pixels: int | None = param(
+        None,
+        "Downscale larger images to this many pixels before the processor (bounds memory); "
+        "empty = the processor's default.",
+    )
+    extra: dict[str, Any] = param(
+        {}, "Free-form notes carried into the training summary (e.g. the command line).", cli=False
+    )
 
     def validate(self) -> FinetuneConfig:
         if not self.manifest:
             raise ThresherError("fine-tune needs --manifest PATH (an exported manifest)")
-        if not self.model:
-            raise ThresherError("fine-tune needs --model PATH_OR_NAME (the base model)")
         if self.lr_schedule not in SCHEDULES:
             raise ThresherError(
                 f"unknown --lr-schedule {self.lr_schedule!r}; use one of {', '.join(SCHEDULES)}"
@@ -109,11 +152,8 @@ class FinetuneConfig:
                 raise ThresherError(f"--{name.replace('_', '-')} {value}: no such file")
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FinetuneConfig:
-        """Round-trip from run.json; unknown keys (from a newer Thresher) are ignored."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def require_model(self) -> FinetuneConfig:
+        """A run trains `model`: an empty one (fine for --print-command) is an error here."""
+        if not self.model:
+            raise ThresherError("fine-tune needs --model PATH_OR_NAME (the base model)")
+        return self

@@ -4,10 +4,11 @@ the accuracy (overall and per task family) in the catalog, linked to the adapter
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selection.config import param
 from selection.engines.resources import EngineAndJudge, EngineSettings
 from selection.jobs.stage import Shard, row_shards
 from store.errors import ThresherError
@@ -19,16 +20,22 @@ METHOD = "eval"
 class EvalConfig(EngineSettings):
     """Answer every sample's first question greedily and judge it against the reference answer."""
 
-    adapter: str | None = None
-    """LoRA adapter folder from `thresher train`; None = the base model (zero-shot row)."""
-    max_new_tokens: int = 32
-    batch_size: int = 8
-    shard_size: int = 128
-    """Samples per shard: the unit of resume."""
-    limit: int | None = None
-    """Evaluate only the first N samples (by sample id); recorded with the result."""
-    provenance: dict[str, Any] = field(default_factory=dict)
-    """Read from the adapter's training summary at launch: fine-tune run, selection, n_train, time."""
+    adapter: str | None = param(
+        None,
+        "LoRA adapter folder from `thresher train`; empty = the base model (the zero-shot row).",
+        metavar="PATH",
+    )
+    max_new_tokens: int = param(32, "Greedy decoding budget per answer.")
+    batch_size: int = param(8, "transformers: requests per forward batch.")
+    shard_size: int = param(128, "Samples per shard: the unit of resume.")
+    limit: int | None = param(
+        None, "Evaluate a seeded subset of N samples; recorded with the result.", metavar="N"
+    )
+    provenance: dict[str, Any] = param(
+        {},
+        "Read from the adapter's training summary at launch: fine-tune run, selection, n_train, time.",
+        cli=False,
+    )
 
     def validate(self) -> EvalConfig:
         self.validate_engine("eval")
@@ -39,14 +46,6 @@ class EvalConfig(EngineSettings):
                 "--engine openai --model NAME --adapter ADAPTER"
             )
         return self
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EvalConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def base_model_mismatch(model: str, prov: dict[str, Any]) -> str | None:
@@ -159,17 +158,6 @@ class AnswerStage:
 
 def build_stages(config: EvalConfig) -> list:
     return [AnswerStage(config)]
-
-
-def register() -> None:
-    from selection.jobs.registry import register_method
-
-    register_method(
-        METHOD,
-        "selection.finetune.evaluate:build_stages",
-        "selection.finetune.evaluate:EvalConfig",
-        None,
-    )
 
 
 def evaluation_of(run_dir: Path) -> Any:

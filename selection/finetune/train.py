@@ -261,7 +261,7 @@ def create_finetune_run(
     """
     from selection.jobs.runner import default_run_id
 
-    config.validate()
+    config.require_model()
     if config.nproc is None:  # recorded concretely: the world size changes the batches
         from selection.finetune.launch import default_nproc
 

@@ -1,6 +1,7 @@
 """The job runner: stages split work into shards; runs resume, report progress and can be detached."""
 
 from selection.jobs.context import RunContext
+from selection.jobs.launch import Launched, launch, start_run
 from selection.jobs.ray_exec import RayOptions
 from selection.jobs.registry import MethodSpec, get_method, methods, register_method
 from selection.jobs.runner import (
@@ -15,6 +16,7 @@ from selection.jobs.stage import Shard, Stage, derive_seed, row_shards, single_s
 
 __all__ = [
     "JobFailed",
+    "Launched",
     "MethodSpec",
     "RayOptions",
     "RunContext",
@@ -24,6 +26,7 @@ __all__ = [
     "default_run_id",
     "derive_seed",
     "get_method",
+    "launch",
     "methods",
     "prepare_resume",
     "register_method",
@@ -31,4 +34,5 @@ __all__ = [
     "run_job",
     "single_shard",
     "spawn_worker",
+    "start_run",
 ]

@@ -18,8 +18,8 @@ def apply_config(
     batch_size: int = 64,
     workers: int = 2,
     shard_size: int = 4096,
-    seed: int = 0,
     pretrained: str | None = None,
+    from_run: str | None = None,
 ) -> OFAApplyConfig:
     """The selector's own encoder (name and weights tag) is used, so the features match what it saw.
 
@@ -35,7 +35,6 @@ def apply_config(
         batch_size=batch_size,
         workers=workers,
         shard_size=shard_size,
+        from_run=from_run,
     )
-    return OFAApplyConfig(
-        selector=str(folder), encode=enc, ratio=ratio, budget=budget, seed=seed
-    ).validate()
+    return OFAApplyConfig(selector=str(folder), encode=enc, ratio=ratio, budget=budget)

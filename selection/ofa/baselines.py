@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from selection.jobs import RunContext, Shard, register_method, single_shard
-from selection.ofa.config import BASELINES, BaselineConfig
+from selection.jobs import RunContext, Shard, single_shard
+from selection.ofa.config import BaselineConfig
 from selection.ofa.neighbours import knn_sq_distances, max_earlier_cosine
 from selection.ofa.select import quota_for_budget, quota_for_ratio, rank_within_clusters
 from selection.ofa.stages import EmbedStage, KMeansStage, _clusters, load_embeddings, result_table
@@ -149,12 +149,3 @@ def outputs_for(cfg: BaselineConfig) -> dict[str, Any]:
         "selections": {"default": "selected"},
         "default_selection": "default",
     }
-
-
-for _name in BASELINES:
-    register_method(
-        f"baseline:{_name}",
-        build_stages="selection.ofa.baselines:build_baseline_stages",
-        config_cls="selection.ofa.config:BaselineConfig",
-        outputs="selection.ofa.baselines:outputs_for",
-    )

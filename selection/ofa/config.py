@@ -6,46 +6,60 @@ Defaults and where they come from (docs/ofa.md has the long form):
 - DESIGN.md: E = 3 epochs (the paper's number was lost in our copy).
 - our choices, because the paper's text lost the value: rho = 50 (percentile), lr = 1e-3
   (Adam's usual default), hidden = 256, train batch = 256, 20 Lloyd iterations.
+
+The run seed (`--seed`, run.json["seed"]) drives every random choice; the configs hold no seed
+of their own (older runs wrote one: it is ignored on resume).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from selection.config import Config, param
 from store.errors import ThresherError
 
 
 @dataclass
-class EncodeConfig:
-    encoder: str = "ViT-B-32"  # open_clip model name, or a path to an open_clip model-config JSON
-    pretrained: str = "openai"  # open_clip tag, a local checkpoint file, or "none" (random weights)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    batch_size: int = 64  # images per forward pass
-    workers: int = 2  # image-decoding threads
-    shard_size: int = 4096  # rows per embeddings/part-NNNNN.npy: the resume unit
-    from_run: str | None = None  # reuse the embeddings of this run (same input rows) instead
+class EncodeConfig(Config):
+    encoder: str = param("ViT-B-32", "open_clip model name, or a model-config .json.")
+    pretrained: str = param(
+        "openai",
+        "open_clip weights tag, a local checkpoint file, or 'none' (random weights, tests only).",
+    )
+    device: str = param("auto", "auto, cpu, cuda or cuda:N.")
+    batch_size: int = param(64, "Images per forward pass.")
+    workers: int = param(2, "Image-decoding threads.")
+    shard_size: int = param(4096, "Rows per embeddings/part-NNNNN.npy: the resume unit.")
+    from_run: str | None = param(
+        None,
+        "Reuse the embeddings of this run (same dataset) instead of encoding again.",
+        metavar="RUN",
+    )
 
 
 @dataclass
-class OFAConfig:
-    encode: EncodeConfig = field(default_factory=EncodeConfig)
-    k: int = 20
-    kmeans_iterations: int = 20
-    max_points_per_centroid: int | None = None  # None: k-means trains on every point
-    spherical: bool = False  # plain Euclidean k-means on the L2-normalised features (Eq. 3)
-    rho: float = 50.0  # core-set percentile of centroid distance, per cluster
-    epochs: int = 3  # E: deliberately under-trained
-    lr: float = 1e-3
-    hidden: int = 256
-    train_batch_size: int = 256
-    ratio: float = 0.15  # r: per-cluster kept fraction
-    budget: int | None = None  # total kept samples instead of a ratio
-    seed: int = 0
+class OFAConfig(Config):
+    RETIRED = frozenset({"seed"})
+
+    encode: EncodeConfig = param(EncodeConfig(), "CLIP encoder settings.")
+    k: int = param(20, "k-means clusters.")
+    kmeans_iterations: int = param(20, "Lloyd iterations.", aliases=("--iterations",))
+    max_points_per_centroid: int | None = param(
+        None, "Train k-means on at most this many points per centroid; empty = every point."
+    )
+    spherical: bool = param(
+        False, "Spherical k-means (default: Euclidean on the L2-normalised features, Eq. 3)."
+    )
+    rho: float = param(50.0, "Core-set percentile of centroid distance, per cluster.")
+    epochs: int = param(3, "Selector epochs (E): deliberately under-trained.")
+    lr: float = param(1e-3, "Selector Adam learning rate.")
+    hidden: int = param(256, "Selector hidden width.")
+    train_batch_size: int = param(256, "Selector training batch size.")
+    ratio: float = param(0.15, "Fraction kept per cluster (r).")
+    budget: int | None = param(None, "Keep N samples in total instead of a ratio.", metavar="N")
 
     def validate(self) -> OFAConfig:
-        _check_common(self.ratio, self.budget, self.seed)
+        _check_common(self.ratio, self.budget)
         if self.k < 2:
             raise ThresherError(f"--k must be at least 2, got {self.k}")
         if not 0 < self.rho <= 100:
@@ -54,80 +68,68 @@ class OFAConfig:
             raise ThresherError(f"--epochs must be at least 1, got {self.epochs}")
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> OFAConfig:
-        d = dict(d)
-        enc = EncodeConfig(**d.pop("encode", {}))
-        return cls(encode=enc, **d)
-
 
 @dataclass
-class OFAApplyConfig:
-    selector: str = ""  # folder holding selector.json + selector.safetensors (or the json itself)
-    encode: EncodeConfig = field(
-        default_factory=EncodeConfig
-    )  # encoder fields come from the selector
-    ratio: float = 0.15
-    budget: int | None = None
-    seed: int = 0
+class OFAApplyConfig(Config):
+    RETIRED = frozenset({"seed"})
+
+    selector: str = param(
+        "", "Folder holding selector.json + selector.safetensors (or the json itself)."
+    )
+    encode: EncodeConfig = param(
+        EncodeConfig(), "Encoder settings; name and weights come from the selector."
+    )
+    ratio: float = param(0.15, "Fraction kept per cluster (r).")
+    budget: int | None = param(None, "Keep N samples in total instead of a ratio.", metavar="N")
 
     def validate(self) -> OFAApplyConfig:
-        _check_common(self.ratio, self.budget, self.seed)
+        _check_common(self.ratio, self.budget)
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> OFAApplyConfig:
-        d = dict(d)
-        enc = EncodeConfig(**d.pop("encode", {}))
-        return cls(encode=enc, **d)
 
 
 BASELINES = ("random", "clip-score", "typiclust", "semdedup")
 
 
 @dataclass
-class BaselineConfig:
-    name: str = "random"  # random | clip-score | typiclust | semdedup
-    encode: EncodeConfig = field(default_factory=EncodeConfig)
-    k: int = 20  # clusters for typiclust / semdedup
-    kmeans_iterations: int = 20
-    ratio: float = 0.15
-    budget: int | None = None  # random, clip-score, typiclust: total kept samples
-    typiclust_neighbors: int = (
-        20  # TypiClust: typicality = 1 / mean distance to this many neighbours
+class BaselineConfig(Config):
+    RETIRED = frozenset({"seed"})
+
+    name: str = param("random", "Which baseline.", choices=BASELINES, cli=False)
+    encode: EncodeConfig = param(EncodeConfig(), "CLIP encoder settings.")
+    k: int = param(20, "Clusters (typiclust, semdedup).")
+    kmeans_iterations: int = param(20, "Lloyd iterations.", aliases=("--iterations",))
+    ratio: float = param(0.15, "Fraction kept per cluster (r).")
+    budget: int | None = param(
+        None,
+        "Keep N samples in total instead of a ratio (random, clip-score, typiclust); with "
+        "--from-run and no budget, the size matches that run's selection.",
+        metavar="N",
     )
-    semdedup_threshold: float = 0.95  # SemDeDup: cosine at or above this is a near-duplicate
-    seed: int = 0
+    typiclust_neighbors: int = param(
+        20,
+        "TypiClust: typicality = 1 / mean distance to this many neighbours.",
+        aliases=("--neighbors",),
+    )
+    semdedup_threshold: float = param(
+        0.95,
+        "SemDeDup: a cosine at or above this is a near-duplicate.",
+        aliases=("--threshold",),
+    )
 
     def validate(self) -> BaselineConfig:
         if self.name not in BASELINES:
             raise ThresherError(
                 f"unknown baseline {self.name!r}; choose one of {', '.join(BASELINES)}"
             )
-        _check_common(self.ratio, self.budget, self.seed)
+        _check_common(self.ratio, self.budget)
         if not -1.0 <= self.semdedup_threshold <= 1.0:
             raise ThresherError(
                 f"--threshold is a cosine in [-1, 1], got {self.semdedup_threshold}"
             )
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BaselineConfig:
-        d = dict(d)
-        enc = EncodeConfig(**d.pop("encode", {}))
-        return cls(encode=enc, **d)
-
-
-def _check_common(ratio: float, budget: int | None, seed: int) -> None:
+def _check_common(ratio: float, budget: int | None) -> None:
     if budget is None and not 0 < ratio <= 1:
         raise ThresherError(f"--ratio must be in (0, 1], got {ratio}")
     if budget is not None and budget < 1:

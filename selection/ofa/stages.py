@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from selection.jobs import RunContext, Shard, register_method, row_shards, single_shard
+from selection.jobs import RunContext, Shard, row_shards, single_shard
 from selection.ofa.config import EncodeConfig, OFAApplyConfig, OFAConfig
 from store import runs
 from store.errors import ThresherError
@@ -332,17 +332,3 @@ def build_ofa_stages(cfg: OFAConfig) -> list[Any]:
 
 def build_apply_stages(cfg: OFAApplyConfig) -> list[Any]:
     return [EmbedStage(cfg.encode), ResultStage(cfg.selector, cfg.ratio, cfg.budget)]
-
-
-register_method(
-    "ofa",
-    build_stages="selection.ofa.stages:build_ofa_stages",
-    config_cls="selection.ofa.config:OFAConfig",
-    outputs=OUTPUTS,
-)
-register_method(
-    "ofa-apply",
-    build_stages="selection.ofa.stages:build_apply_stages",
-    config_cls="selection.ofa.config:OFAApplyConfig",
-    outputs=OUTPUTS,
-)

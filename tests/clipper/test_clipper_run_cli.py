@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from store import runs
+from store.datasets import seeded_sample_ids
 from store.ingest import ingest
 from tests.helpers.datasets import demo_files
 from tests.helpers.tiny_vlm import tiny_vlm
 from tui.cli import main
-from tui.cli.engine_opts import seeded_subset
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +40,12 @@ def test_cli_run_with_limit_excludes_damaged_images_and_resumes(catalog, tmp_pat
     shutil.copytree(src.parent, tmp_path / "data")
     ingest(catalog, tmp_path / "data" / src.name, name="bad", fmt="llava")
     ws = catalog.workspace
-    subset = seeded_subset(ws, "bad", 12, seed=9)
-    assert subset == seeded_subset(ws, "bad", 12, seed=9) != seeded_subset(ws, "bad", 12, seed=8)
+    subset = seeded_sample_ids(catalog, "bad", 12, seed=9)
+    assert (
+        subset
+        == seeded_sample_ids(catalog, "bad", 12, 9)
+        != seeded_sample_ids(catalog, "bad", 12, 8)
+    )
     with_images = [s for s in subset if _images_of(catalog, s)]
     gone, broken = with_images[0], with_images[1]
     (path_gone,) = _images_of(catalog, gone)[:1]

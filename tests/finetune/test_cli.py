@@ -204,7 +204,8 @@ def test_run_clipper_and_eval_share_engine_options_and_their_checks(
             CliRunner().invoke(cli, argv, catch_exceptions=False)
         prefix = command[-1]
         assert "KEY=VALUE" in message or str(err.value).startswith(f"{prefix}: ")
-    eval_params = {p.name for p in cli.commands["eval"].params}
-    clipper_params = {p.name for p in cli.commands["run"].commands["clipper"].params}
-    shared = {"model", "engine", "base_url", "api_key_env", "judge", "judge_model", "engine_opt"}
-    assert shared <= eval_params & clipper_params
+    eval_flags = {o for p in cli.commands["eval"].params for o in p.opts}
+    clipper_flags = {o for p in cli.commands["run"].commands["clipper"].params for o in p.opts}
+    shared = {"--model", "--engine", "--base-url", "--api-key-env", "--judge", "--judge-model",
+              "--engine-opt"}  # fmt: skip
+    assert shared <= eval_flags & clipper_flags

@@ -48,13 +48,13 @@ def config(**kw):
     return OFAConfig(**base)
 
 
-def run(catalog, method, dataset, cfg, run_id=None):
+def run(catalog, method, dataset, cfg, run_id=None, seed=0):
     """Create and run a run in this process through the real job runner."""
     import selection.ofa.baselines  # noqa: F401  (registers baseline:*)
     import selection.ofa.stages  # noqa: F401  (registers ofa, ofa-apply)
     from selection.jobs import create_run, run_job
 
-    run_dir = create_run(catalog, method, dataset, cfg, seed=cfg.seed, run_id=run_id)
+    run_dir = create_run(catalog, method, dataset, cfg, seed=seed, run_id=run_id)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the random-weights warning is expected here
         assert run_job(run_dir, handle_signals=False) == "done"

@@ -107,7 +107,7 @@ def test_same_seed_same_selection_other_seed_differs(ofa_ws, ofa_run):
     ws, catalog = ofa_ws
     again = _run(catalog, "ofa", "demo", _config(), run_id="ofa-again")
     assert _result(again) == _result(ofa_run)
-    other = _run(catalog, "ofa", "demo", _config(seed=1), run_id="ofa-seed1")
+    other = _run(catalog, "ofa", "demo", _config(), run_id="ofa-seed1", seed=1)
     assert _result(other)["selected"] != _result(ofa_run)["selected"]
 
 

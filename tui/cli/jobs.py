@@ -1,8 +1,8 @@
 """CLI for jobs: `runs`, `attach`, `cancel`, `resume`, and the helpers every method command uses.
 
 A method command (e.g. `thresher run ofa`) decorates itself with `job_options` and calls
-`start_run(...)`; that creates the run folder, then runs it here with Rich progress bars or
-detaches it into its own process session.
+`start_run(...)`: `selection.jobs.start_run` creates the run folder and runs it here (Rich progress
+bars) or detaches it into its own process session; this module prints the `Launched` it returns.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,9 @@ from store.catalog import Catalog
 from store.errors import ThresherError
 from store.workspace import Workspace
 from tui.cli.output import json_option, plain, print_json
+
+if TYPE_CHECKING:
+    from selection.jobs.launch import Launched
 
 
 def job_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,76 +109,78 @@ def start_run(
     seed: int = 0,
     name: str | None = None,
     sample_ids: list[int] | None = None,
-    ray: Any = None,
 ) -> str:
-    """Create (or find, to resume) the run, then run it in the foreground or detached; returns its id.
-
-    `ray` (a RayOptions) fans stages out over Ray; without it the command line's --ray-* options
-    apply."""
-    from selection.jobs import create_run
+    """`selection.jobs.start_run` with Rich bars and the command line's --ray-* options; prints
+    what happened and returns the run id."""
+    from selection.jobs import start_run as start
 
     catalog = Catalog.open(workspace)
-    run_dir = create_run(
-        catalog, method, dataset, config, seed=seed, run_id=name, sample_ids=sample_ids
-    )
-    launch(catalog, run_dir, detach, ray=ray)
-    return run_dir.name
+    return _run_and_say(
+        lambda **kw: start(
+            catalog, method, dataset, config, seed=seed, name=name, sample_ids=sample_ids, **kw
+        ),
+        detach,
+    ).run_id
 
 
-def launch(catalog: Catalog, run_dir: Path, detach: bool, ray: Any = None) -> str:
-    """Start or resume an existing run folder; returns the status it reached (or "queued" if detached)."""
-    from selection.jobs import JobFailed, prepare_resume, run_job, spawn_worker
+def launch(catalog: Catalog, run_dir: Path, detach: bool) -> Launched:
+    """Start or resume an existing run folder from the command line; prints what happened."""
+    from selection.jobs import launch as launch_run
 
-    run_id = run_dir.name
-    state = runs.read_status(run_dir)["status"]
-    if state == "done":
-        runs.sync_runs(catalog, only=[run_id])
-        click.echo(f"Run {run_id} is already done; `thresher runs` shows it.")
-        return "done"
-    if runs.is_locked(run_dir):
-        raise ThresherError(
-            f"run {run_id} is already running; `thresher attach {run_id}` to watch it."
-        )
-    if state in ("cancelled", "failed", runs.INTERRUPTED):
-        click.echo(f"Resuming run {run_id} ({state}); finished shards are kept.")
-    if ray is None:
-        ray = _ray_from_context()
-    if ray is not None:
-        from selection.jobs.ray_exec import require_ray
+    return _run_and_say(lambda **kw: launch_run(catalog, run_dir, **kw), detach)
 
-        require_ray()  # fail here, not in a detached worker's log
-    if detach:
-        pid = spawn_worker(run_dir, ray=ray)
-        runs.sync_runs(catalog, only=[run_id])
+
+def _run_and_say(go: Callable[..., Launched], detach: bool) -> Launched:
+    """Run `go` (a selection.jobs launch) with bars that appear only when it runs here."""
+    import contextlib
+
+    bars = StageBars()
+    started: list[Launched] = []
+
+    def on_start(launched: Launched) -> None:
+        started.append(launched)
+        _say_resuming(launched)
+        stack.enter_context(bars)
+
+    with contextlib.ExitStack() as stack:
+        try:
+            launched = go(detach=detach, ray=_ray_from_context(), on_event=bars.update,
+                          on_start=on_start)  # fmt: skip
+        except KeyboardInterrupt:
+            stack.close()
+            run = started[0].run_id if started else "RUN"
+            click.echo(f"Stopped; `thresher resume {run}` continues where it left off.", err=True)
+            raise
+    if launched.detached:
+        _say_resuming(launched)
+    click.echo(describe(launched))
+    return launched
+
+
+def _say_resuming(launched: Launched) -> None:
+    if launched.resumed:
         click.echo(
-            f"Started run {run_id} in the background (PID {pid}, log {run_dir / runs.LOG}).\n"
+            f"Resuming run {launched.run_id} ({launched.previous}); finished shards are kept."
+        )
+
+
+def describe(launched: Launched) -> str:
+    """One line (two for a detached start) saying what a launch did, for people."""
+    run_id = launched.run_id
+    if launched.already_done:
+        return f"Run {run_id} is already done; `thresher runs` shows it."
+    if launched.detached:
+        return (
+            f"Started run {run_id} in the background (PID {launched.pid}, log "
+            f"{launched.run_dir / runs.LOG}).\n"
             f"Watch it: thresher attach {run_id}    Stop it: thresher cancel {run_id}"
         )
-        return "queued"
-    prepare_resume(run_dir)
-    try:
-        with StageBars() as bars:
-            status = run_job(run_dir, on_event=bars.update, ray=ray)
-    except JobFailed:
-        runs.sync_runs(catalog, only=[run_id])
-        raise
-    except KeyboardInterrupt:
-        runs.sync_runs(catalog, only=[run_id])
-        click.echo(f"Stopped; `thresher resume {run_id}` continues where it left off.", err=True)
-        raise
-    runs.sync_runs(catalog, only=[run_id])
-    if status == "cancelled":
-        click.echo(f"Run {run_id} cancelled; `thresher resume {run_id}` continues it.")
-    else:
-        _print_done(run_dir)
-    return status
-
-
-def _print_done(run_dir: Path) -> None:
-    summary = runs.result_summary(run_dir, runs.read_run_json(run_dir))
+    if launched.status == "cancelled":
+        return f"Run {run_id} cancelled; `thresher resume {run_id}` continues it."
+    summary = runs.result_summary(launched.run_dir, runs.read_run_json(launched.run_dir))
     selected = summary.get("selected") or {}
     extra = ", ".join(f"{k}: {v}/{summary.get('rows')}" for k, v in selected.items())
-    click.echo(f"Run {run_dir.name} done{' (' + extra + ')' if extra else ''}.")
+    return f"Run {run_id} done{' (' + extra + ')' if extra else ''}."
 
 
 # ---------------------------------------------------------------- Rich views

@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import click
 
+from selection.finetune.config import FinetuneConfig
+from selection.finetune.evaluate import METHOD, EvalConfig
 from store.catalog import Catalog
 from store.errors import ThresherError
-from tui.cli.engine_opts import engine_options, seeded_subset
-from tui.cli.jobs import job_options, launch
+from tui.cli.config_opts import config_options
+from tui.cli.jobs import job_options, launch, start_run
 from tui.cli.output import json_option, print_json
 
 
-def _csv_list(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
 @click.command("train")
-@click.option(
-    "--manifest",
-    required=True,
-    metavar="PATH",
-    help="Exported manifest (llava, swift or sharegpt).",
-)
-@click.option(
-    "--model", default=None, metavar="PATH_OR_NAME", help="Base image-text-to-text model."
-)
 @click.option(
     "--print-command",
     type=click.Choice(["swift", "llamafactory"]),
@@ -35,106 +24,30 @@ def _csv_list(value: str | None) -> list[str] | None:
 @click.option(
     "--output-dir", default="output", show_default=True, help="Output folder for --print-command."
 )
-@click.option(
-    "--arch",
-    default=None,
-    help="Model family (qwen2_vl, qwen2_5_vl, idefics3, smolvlm, llava); default: from the model's config.",
-)
-@click.option(
-    "--target-modules",
-    default=None,
-    metavar="A,B",
-    help="LoRA target module names (default: the family's attention+MLP projections of the language model).",
-)
-@click.option(
-    "--exclude-modules",
-    default=None,
-    metavar="REGEX",
-    help="Module paths never adapted (default: vision tower and projector).",
-)
-@click.option("--lora-r", type=int, default=16, show_default=True)
-@click.option("--lora-alpha", type=int, default=32, show_default=True)
-@click.option("--lora-dropout", type=float, default=0.05, show_default=True)
-@click.option(
-    "--lr", "--learning-rate", "learning_rate", type=float, default=1e-4, show_default=True
-)
-@click.option(
-    "--lr-schedule",
-    type=click.Choice(["cosine", "linear", "constant"]),
-    default="cosine",
-    show_default=True,
-)
-@click.option("--warmup-ratio", type=float, default=0.03, show_default=True)
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
-@click.option("--epochs", type=float, default=1.0, show_default=True)
-@click.option(
-    "--batch-size", type=int, default=1, show_default=True, help="Samples per forward pass."
-)
-@click.option(
-    "--grad-accum", type=int, default=8, show_default=True, help="Micro-batches per optimizer step."
-)
-@click.option("--max-steps", type=int, default=None, help="Stop after N optimizer steps.")
-@click.option(
-    "--max-length", type=int, default=2048, show_default=True, help="Longer samples are skipped."
-)
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "bf16", "fp16", "fp32"]),
-    default="auto",
-    show_default=True,
-    help="auto: bf16 on a GPU that has it, else fp32.",
-)
-@click.option("--gradient-checkpointing", is_flag=True, help="Trade compute for activation memory.")
-@click.option(
-    "--save-steps",
-    type=int,
-    default=50,
-    show_default=True,
-    help="Checkpoint (and resume point) every N steps.",
-)
-@click.option("--keep-checkpoints", type=int, default=2, show_default=True)
-@click.option(
-    "--image-max-pixels",
-    type=int,
-    default=None,
-    help="Downscale larger images to this many pixels.",
-)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@config_options(FinetuneConfig)
 @job_options
 @click.pass_obj
-def train_command(workspace, manifest, model, print_command, output_dir, target_modules, detach, seed, name, **opts) -> None:  # fmt: skip
+def train_command(workspace, print_command, output_dir, params, detach, seed, name) -> None:  # fmt: skip
     """LoRA fine-tune of an image-text-to-text model on an exported manifest, as a job.
 
     Loss is on assistant tokens only; checkpoints every --save-steps; rerunning the same command
     resumes from the last checkpoint. The adapter and training_summary.json land in the run folder.
     """
-    from selection.finetune.config import FinetuneConfig
-
-    config = FinetuneConfig(
-        manifest=manifest,
-        model=model or "",
-        target_modules=_csv_list(target_modules),
-        seed=seed,
-        **opts,
-    )
+    config = FinetuneConfig.from_dict({**params, "seed": seed})
     if print_command:
         from selection.finetune.commands import render
-        from selection.finetune.data import read_manifest
+        from store.export.read import read_manifest
 
-        if model:
-            config.validate()
-        click.echo(render(print_command, read_manifest(manifest), config, output_dir), nl=False)
+        manifest = read_manifest(config.manifest)
+        click.echo(render(print_command, manifest, config, output_dir), nl=False)
         return
-    if not model:
+    if not config.model:
         raise ThresherError("train needs --model PATH_OR_NAME (or --print-command to print one)")
-    from selection.finetune import register
     from selection.finetune.train import create_finetune_run
 
-    register()
     catalog = Catalog.open(workspace)
     run_dir = create_finetune_run(catalog, config, seed=seed, run_id=name)
-    status = launch(catalog, run_dir, detach)
-    if status == "done":
+    if launch(catalog, run_dir, detach).status == "done":
         from selection.finetune.train import read_training_summary
 
         s = read_training_summary(run_dir) or {}
@@ -147,47 +60,27 @@ def train_command(workspace, manifest, model, print_command, output_dir, target_
 
 
 @click.command("eval")
-@engine_options(
-    model_help="Base model: a local folder or a hub name (for --engine openai: the served name).",
-    limit_help="Evaluate a seeded subset of N samples.",
-)
-@click.option(
-    "--adapter", default=None, metavar="PATH", help="LoRA adapter folder from `thresher train`."
-)
+@config_options(EvalConfig)
 @click.option("--dataset", required=True, metavar="NAME", help="Held-out dataset in the catalog.")
 @job_options
 @click.pass_obj
-def eval_command(workspace, dataset, limit, engine_opt, detach, seed, name, **opts) -> None:
+def eval_command(workspace, dataset, params, detach, seed, name) -> None:
     """Answer a held-out dataset (greedy, as in CLIPPER) and store accuracy, overall and per task.
 
     With --adapter, the result is linked to the selection the adapter was trained on (read from
     its training summary), which is what `thresher report` tabulates.
     """
-    from selection.finetune.evaluate import (
-        METHOD,
-        EvalConfig,
-        provenance,
-        record_finished_evals,
-        register,
-    )
-    from tui.cli.jobs import start_run
+    from selection.finetune.evaluate import base_model_mismatch, provenance, record_finished_evals
 
-    if opts["adapter"]:
+    if params["adapter"]:
         from pathlib import Path
 
-        opts["adapter"] = str(Path(opts["adapter"]).expanduser().resolve())
-    config = EvalConfig(engine_opts=engine_opt, limit=limit, **opts).validate()
-    config.provenance = provenance(config.adapter)
-    from selection.finetune.evaluate import base_model_mismatch
-
+        params["adapter"] = str(Path(params["adapter"]).expanduser().resolve())
+    config = EvalConfig.from_dict({**params, "provenance": provenance(params["adapter"])})
     warning = base_model_mismatch(config.model, config.provenance)
     if warning:
         click.secho(warning, fg="yellow", err=True)
-    sample_ids = seeded_subset(workspace, dataset, limit, seed) if limit else None
-    register()
-    run_id = start_run(
-        workspace, METHOD, dataset, config, detach, seed=seed, name=name, sample_ids=sample_ids
-    )
+    run_id = start_run(workspace, METHOD, dataset, config, detach, seed=seed, name=name)
     if detach:
         click.echo("The result is recorded when you next run `thresher report` after it finishes.")
         return

@@ -1,108 +1,72 @@
-"""What the start-a-run form needs: registered methods, their config fields with defaults, and a typed config."""
+"""What the start-a-run form needs: the methods it offers, their config fields (default, type and
+the one-line doc each field declares in its dataclass), and a validated config from the form's text.
+
+The fields come from `selection.config.field_specs`, the same source as the CLI's options."""
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass
 from typing import Any
 
 from store.errors import ThresherError
 
-SCALARS = (int, float, str, bool)
-
 
 @dataclass(frozen=True)
 class Field:
-    name: str
+    name: str  # dotted for nested configs: "encode.batch_size"
     kind: type  # int | float | str | bool
     default: Any
     optional: bool  # "" means None
-    doc: str = ""
+    doc: str = ""  # the field's documentation (its help text on the command line too)
+    choices: tuple[str, ...] | None = None  # the allowed values of a str field
 
 
 def method_names() -> list[str]:
-    """Methods the job runner knows; importing their packages registers them (no torch at import)."""
+    """Methods that select from a dataset (the registry's `selection` kind), in name order."""
     from selection.jobs import registry
 
-    for module, hook in (("selection.ofa.stages", None), ("selection.clipper", "register"),
-                         ("selection.ofa.baselines", "register")):  # fmt: skip
-        try:
-            mod = __import__(module, fromlist=["_"])
-            if hook and hasattr(mod, hook):
-                getattr(mod, hook)()
-        except ImportError:
-            continue
-    return [m for m in registry.methods() if m not in ("finetune", "eval", "ofa-apply")]
-
-
-def _scalar(tp: Any) -> tuple[type | None, bool]:
-    """(scalar type, optional) for int / float | None / str ...; (None, _) for anything else."""
-    if tp in SCALARS:
-        return tp, False
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        if len(rest) == 1 and rest[0] in SCALARS:
-            return rest[0], True
-    return None, False
+    return registry.methods(kind="selection")
 
 
 def config_fields(method: str) -> list[Field]:
     """The config's scalar fields in declaration order, nested configs (OFA's `encode`) as dotted
     names (`encode.encoder`); dict and list fields keep their defaults."""
+    from selection.config import field_specs, scalar_type
     from selection.jobs import registry
 
-    return _fields(registry.get_method(method).config_class(), "")
-
-
-def _fields(cls: type, prefix: str) -> list[Field]:
-    hints = typing.get_type_hints(cls)
     out = []
-    for f in dataclasses.fields(cls):
-        tp = hints.get(f.name)
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            if f.default_factory is not dataclasses.MISSING:  # a nested config with defaults
-                out += _fields(tp, f"{prefix}{f.name}.")
+    for spec in field_specs(registry.get_method(method).config_class()):
+        kind, optional = scalar_type(spec.type)
+        if kind is None:
             continue
-        kind, optional = _scalar(tp)
-        if kind is None or f.default is dataclasses.MISSING:
-            continue
-        out.append(Field(prefix + f.name, kind, f.default, optional))
+        out.append(
+            Field(spec.name, kind, spec.default, optional, spec.doc, spec.meta.get("choices"))
+        )
     return out
 
 
 def build_config(method: str, values: dict[str, str]) -> Any:
-    """Typed config from the form's text; errors name the field and the expected type."""
+    """Validated config from the form's text (blank = the default, or None where allowed);
+    errors name the field and the expected type, or say what the config's validation said."""
+    from selection.config import nest
     from selection.jobs import registry
 
-    cls = registry.get_method(method).config_class()
-    kwargs: dict[str, Any] = {}
+    typed: dict[str, Any] = {}
     for field in config_fields(method):
         raw = values.get(field.name, "").strip()
-        *path, leaf = field.name.split(".")
-        target = kwargs
-        for part in path:
-            target = target.setdefault(part, {})
         if raw == "":
             if field.optional:
-                target[leaf] = None
+                typed[field.name] = None
             continue  # left blank: the config's default
         try:
             if field.kind is bool:
-                target[leaf] = raw.lower() in ("1", "true", "yes", "on")
+                typed[field.name] = raw.lower() in ("1", "true", "yes", "on")
             else:
-                target[leaf] = field.kind(raw)
+                typed[field.name] = field.kind(raw)
         except ValueError:
             raise ThresherError(f"{field.name}: {raw!r} is not a {field.kind.__name__}.") from None
-    hints = typing.get_type_hints(cls)
-    for name, nested in list(kwargs.items()):
-        if isinstance(nested, dict):  # build the nested config from its own fields
-            kwargs[name] = hints[name](**nested)
-    config = cls(**kwargs)
-    validate = getattr(config, "validate", None)
-    return validate() if callable(validate) else config
+    spec = registry.get_method(method)
+    return registry.config_from_params(spec.config_class(), nest(typed))
 
 
 def ray_options(workers: str, gpus: str) -> Any:

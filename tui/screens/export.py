@@ -184,17 +184,24 @@ class ExportScreen(Screen):
 
     @work(thread=True, exclusive=True, group="finetune", exit_on_error=False)
     def launch_finetune(self, manifest: str) -> None:
-        """Detached, like any run: `thresher train --manifest ... --detach` in a new session."""
-        import subprocess
-        import sys
+        """Detached, like any run, on the run's own model (CLIPPER's target VLM); a run without
+        one (OFA) gets the command to type instead."""
+        from selection.finetune.config import FinetuneConfig
+        from selection.finetune.train import create_finetune_run
+        from selection.jobs import launch
 
-        cmd = [sys.executable, "-m", "tui", "--workspace", str(self.app.workspace.root), "train",
-               "--manifest", manifest, "--detach"]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True)
-        out = (proc.stdout + proc.stderr).strip().splitlines()
-        msg = out[-1] if out else f"exit {proc.returncode}"
-        self.app.call_from_thread(
-            self.notify,
-            f"fine-tune: {msg}",
-            severity="information" if proc.returncode == 0 else "error",
-        )
+        model = (self.view.meta.get("params") or {}).get("model")
+        try:
+            if not model:
+                raise ThresherError(
+                    f"run {self.view.run_id} names no base model; start the fine-tune with "
+                    f"`thresher train --manifest {manifest} --model PATH_OR_NAME --detach`"
+                )
+            run_dir = create_finetune_run(
+                self.app.catalog, FinetuneConfig(manifest=manifest, model=model)
+            )
+            launched = launch(self.app.catalog, run_dir, detach=True)
+        except ThresherError as exc:
+            self.app.call_from_thread(self.notify, f"fine-tune: {exc}", severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"fine-tune {launched.run_id}: {launched.status}")

@@ -159,20 +159,16 @@ class HomeScreen(Screen):
     @work(thread=True, exclusive=True, group="home-resume", exit_on_error=False)
     def resume(self, run_id: str) -> None:
         """Relaunch the run folder detached (finished shards are kept), then watch it."""
-        import contextlib
-        import io
-
+        from selection.jobs import launch
         from store.errors import ThresherError
-        from tui.cli.jobs import launch
 
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # launch() speaks to a terminal
-                state = launch(self.app.catalog, self.app.workspace.run_dir(run_id), detach=True)
+            launched = launch(self.app.catalog, self.app.workspace.run_dir(run_id), detach=True)
         except ThresherError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")
             return
-        self.app.call_from_thread(self.notify, f"{run_id}: {state}")
-        if state != "done":
+        self.app.call_from_thread(self.notify, f"{run_id}: {launched.status}")
+        if launched.status != "done":
             self.app.call_from_thread(self.app.open_monitor, run_id)
 
     def action_new_run(self) -> None:

@@ -138,18 +138,18 @@ class StartRunScreen(Screen):
         detach: bool,
         ray: tuple[str, str],
     ) -> None:
-        from tui.cli.jobs import start_run
+        from selection.jobs import start_run
 
         try:
             config = build_config(method, values)
             options = ray_options(*ray)
-            run_id = start_run(
-                self.app.workspace, method, dataset, config, detach, name=name, ray=options
+            launched = start_run(
+                self.app.catalog, method, dataset, config, detach=detach, name=name, ray=options
             )
         except ThresherError as exc:
             self.post_message(self.Started(None, str(exc)))
         else:
-            self.post_message(self.Started(run_id, None))
+            self.post_message(self.Started(launched.run_id, None))
 
     def on_start_run_screen_started(self, message: Started) -> None:
         box = self.query_one("#start-result", Static)
