@@ -80,11 +80,14 @@ def parse_number(text: str) -> float | None:
         return None
 
 
-@lru_cache(maxsize=4096)
 def parse_options(question: str) -> dict[str, str]:
     """Options listed in a multiple-choice question, letter -> text ({} if fewer than two)."""
-    if not _HAS_A.search(question):  # most questions list no options: skip the full parse
-        return {}
+    # Most questions list no options: a cheap search spares them the parse and the cache.
+    return _parse_options(question) if _HAS_A.search(question) else {}
+
+
+@lru_cache(maxsize=4096)
+def _parse_options(question: str) -> dict[str, str]:
     opts = {m.group(1): m.group(2).strip() for m in _OPTION.finditer(question)}
     letters = sorted(opts)
     # Require a run A, B, ... so a stray "I." in prose does not count as options.
