@@ -100,26 +100,15 @@ def _ray_from_context() -> Any:
 
 
 def start_run(
-    workspace: Workspace,
-    method: str,
-    dataset: str,
-    config: Any,
-    detach: bool,
-    *,
-    seed: int = 0,
-    name: str | None = None,
-    sample_ids: list[int] | None = None,
+    workspace: Workspace, method: str, dataset: str, config: Any, detach: bool, **kw: Any
 ) -> str:
-    """`selection.jobs.start_run` with Rich bars and the command line's --ray-* options; prints
-    what happened and returns the run id."""
+    """`selection.jobs.start_run` (keywords: seed, name, sample_ids) with Rich bars and the
+    command line's --ray-* options; prints what happened and returns the run id."""
     from selection.jobs import start_run as start
 
     catalog = Catalog.open(workspace)
     return _run_and_say(
-        lambda **kw: start(
-            catalog, method, dataset, config, seed=seed, name=name, sample_ids=sample_ids, **kw
-        ),
-        detach,
+        lambda **opts: start(catalog, method, dataset, config, **kw, **opts), detach
     ).run_id
 
 
