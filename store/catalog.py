@@ -88,11 +88,15 @@ class Catalog:
     def _connect_with_retry(self) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.02
+        announced = False
         while True:
             try:
                 # A WAL is stale only when no connection of this process has the file open
                 # (other processes cannot: DuckDB's lock); DuckDB folds it in on its last close.
                 wal = 0 if _LIVE.get(str(self.path)) else health.wal_bytes(self.path)
+                if wal and not announced:
+                    health.announce_replay(self.path, wal)
+                    announced = True
                 con = duckdb.connect(str(self.path))
                 if wal:
                     health.checkpoint_stale_wal(con, self.path, wal)

@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ import duckdb
 from store.errors import CatalogBroken, DiskFull, ThresherError
 
 log = logging.getLogger("thresher.notice")
+_ANNOUNCE_WAL = 1_000_000  # bytes of WAL worth a note before the (slow) replay
 _HEADER_BYTES = 3 * 4096  # DuckDB's main header and two database headers precede the blocks
 
 _BROKEN = (
@@ -44,6 +47,36 @@ def wal_bytes(path: Path) -> int:
         return wal_path(path).stat().st_size
     except OSError:
         return 0
+
+
+def _held_elsewhere(path: Path) -> bool:
+    """Whether another process holds DuckDB's lock on the file (a POSIX record lock).
+
+    Only asked while this process has no connection to it: closing the probe's descriptor
+    drops every POSIX lock this process holds on the file.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def announce_replay(path: Path, wal: int) -> None:
+    """Before a slow open: say that a large WAL left by a killed command is being replayed."""
+    if wal >= _ANNOUNCE_WAL and not _held_elsewhere(path):
+        log.warning(
+            "%s has a %s write-ahead log left by an interrupted command; replaying it once "
+            "(this can take a while)",
+            path,
+            _size(wal),
+        )
 
 
 def checkpoint_stale_wal(con: duckdb.DuckDBPyConnection, path: Path, seen: int) -> None:

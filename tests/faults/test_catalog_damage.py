@@ -94,3 +94,24 @@ def test_a_live_wal_of_this_process_is_not_called_stale(catalog, caplog):
             assert second.execute("SELECT x FROM probe").fetchone() == (1,)
         assert "write-ahead" not in caplog.text
     assert wal_bytes(catalog.path) == 0  # the last close checkpointed it
+
+
+def test_replay_note_only_when_no_other_process_holds_the_file(catalog, tmp_path):
+    import subprocess
+    import sys
+
+    from store.catalog_health import _held_elsewhere
+
+    assert not _held_elsewhere(catalog.path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+         "print('open', flush=True); sys.stdin.read()", str(catalog.path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        assert _held_elsewhere(catalog.path)  # a live writer's WAL is not "left by a crash"
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert not _held_elsewhere(catalog.path)
