@@ -44,6 +44,7 @@ class ThresherCommands(Provider):
         yield "view: home", app.go_home, "Datasets and runs"
         yield "run: start a new run", app.open_start_run, "Method, dataset, parameters"
         yield "help: keys for the focused widget", app.action_help, "Same as F1"
+        yield from getattr(self.screen, "palette_commands", list)()
         for ds in state.datasets:
             yield (
                 f"dataset: {ds.name}",

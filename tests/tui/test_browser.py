@@ -108,8 +108,11 @@ async def test_sort_filter_and_jump(app):
         await pilot.press("escape")
         await settle(pilot)
         assert screen.view.n_rows == 60
-        assert screen.jump_to("42")
-        assert table.current.sample_id == BASE + 42
+        assert screen.jump_to("s42")  # the source id, as the id column shows it
+        assert table.current.sample_id == BASE + 42 and table.current.orig_id == "s42"
+        assert screen.jump_to(str(BASE + 7))  # Thresher's numeric id still works
+        assert table.current.orig_id == "s7"
+        assert not screen.jump_to("s999")
         # text filter through the prompt
         await pilot.press("slash")
         await settle(pilot)

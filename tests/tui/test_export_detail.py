@@ -56,7 +56,8 @@ async def test_detail_shows_conversation_scores_and_probe_history(app):
         assert "What colour is object 0?" in text and "assistant: red" in text
         assert "subset_t1: P" in text and "log_ppl: 1.0000" in text
         assert "response: guess 0" in text and "judged correct (P)" in text
-        assert "query 2: yes" in text and "query 3: no" in text
+        assert text.startswith("sample s0 ") and "query s2: yes" in text and "query s3: no" in text
+        assert str(1 << 32) not in text  # one id: the source id, as in the data and the exports
         # a decision from the detail screen goes to the log too
         await pilot.press("d")
         await settle(pilot)

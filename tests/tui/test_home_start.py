@@ -178,3 +178,27 @@ async def test_the_form_starts_a_run_on_ray_actors(workspace, catalog):
     run_dir = workspace.runs_dir / "tui-ray"
     wait_until(lambda: runs.read_status(run_dir)["status"] == "done", timeout=120)
     assert "ray: 2 workers" in (run_dir / runs.LOG).read_text()
+
+
+async def test_a_start_that_raises_anything_says_so_on_the_form(workspace, catalog, monkeypatch):
+    """Only ThresherError used to be caught: any other error left "starting…" forever."""
+    import tui.screens.start_run as start_screen
+    from tests.helpers.jobs import make_dataset
+    from tui.app import ThresherApp
+
+    def broken(method, values):
+        raise TypeError("create_run() got None for config")
+
+    monkeypatch.setattr(start_screen, "build_config", broken)
+    make_dataset(catalog, "toy", n=4)
+    app = ThresherApp(workspace, image_mode="none")
+    async with app.run_test(size=(100, 40)) as pilot:
+        form = await _open_form(app, pilot, "sleepy", "toy")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        text = widget_text(form.query_one("#start-result"))
+        assert "not started: TypeError: create_run() got None for config" in text
+        assert any("starting the run failed" in n.message for n in app._notifications)
+        await pilot.press("escape")  # the form is still a working screen
+        await settle(pilot)
+        assert isinstance(app.screen, HomeScreen)

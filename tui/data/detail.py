@@ -13,7 +13,7 @@ import numpy as np
 from tui.data.run_view import RunView, q
 from tui.data.sql import rows
 
-_HIDDEN = {"rid", "question", "answer", "algo"}
+_HIDDEN = {"rid", "orig_id", "question", "answer", "algo"}
 
 
 @dataclass
@@ -34,6 +34,11 @@ class SampleDetail:
         default_factory=list
     )  # as a demo: (query sample, correct)
     neighbours: list[tuple[int, float]] = field(default_factory=list)  # OFA: (sample, cosine)
+    names: dict[int, str] = field(default_factory=dict)  # sample id -> source id, for display
+
+    def name(self, sample_id: int) -> str:
+        """A sample as the user knows it: its id in the source file."""
+        return self.names.get(sample_id, str(sample_id))
 
 
 def _stage_with(run_dir: Path, con: duckdb.DuckDBPyConnection, needed: set[str]) -> str | None:
@@ -81,6 +86,9 @@ def load_detail(view: RunView, rid: int, n_neighbours: int = 5) -> SampleDetail:
         con.close()
     if view.group_columns and (view.run_dir / "embeddings").is_dir():
         detail.neighbours = neighbours(view, rid, view.group_columns[0], n_neighbours)
+    others = [s for s, _ in detail.fixed_by + detail.fixed] + [s for s, _ in detail.neighbours]
+    detail.names = view.orig_ids(others) if others else {}
+    detail.names[detail.sample_id] = detail.orig_id
     return detail
 
 

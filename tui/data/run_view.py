@@ -12,6 +12,7 @@ is the DecisionWriter's job), so the catalog lock is never held while browsing.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,21 @@ import pyarrow.parquet as pq
 
 from store import runs as run_files
 from store.catalog import Catalog
+from store.decisions import effective_rule, latest_decisions_sql
 from store.errors import NotFound, ThresherError
 from store.workspace import Workspace
 from tui.data.sql import arrow, one, rows
-from tui.data.workspace_view import result_files
 
 STATES = ("all", "kept", "dropped", "overridden", "not overridden")
 KNOWN_CORE_COLUMNS = ("in_core", "core_set", "core")  # OFA writes in_core
-EFFECTIVE = "CASE o.action WHEN 'keep' THEN true WHEN 'drop' THEN false ELSE b.algo END"
+EFFECTIVE = effective_rule("b.algo", "o.action")  # the store's rule; `ovr` holds keep/drop only
+
+
+def spelled(keep: bool, yours: bool) -> str:
+    """One spelling of a decision on every screen: lower case is the algorithm's, UPPER CASE is
+    a person's override (readable without colour, NO_COLOR)."""
+    word = "keep" if keep else "drop"
+    return word.upper() if yours else word
 
 
 def q(name: str) -> str:
@@ -41,6 +49,7 @@ def q(name: str) -> str:
 class SampleRow:
     rid: int
     sample_id: int
+    orig_id: str  # the id in the user's source file: what the screens show and `g` accepts
     question: str
     answer: str
     algo: bool  # the method's choice
@@ -79,6 +88,7 @@ class GroupRow:
     algo_kept: int
     mean_confidence: float | None
     core_set: int | None
+    overrides: int = 0  # samples of the group with a decision of yours (what group undo clears)
 
 
 @dataclass(frozen=True)
@@ -96,27 +106,24 @@ class RunView:
     def __init__(self, workspace: Workspace, run: str, load: bool = True) -> None:
         self.workspace = workspace
         self.run_dir = run_files.resolve_run_dir(workspace.runs_dir, run)
-        self.meta = run_files.read_run_json(self.run_dir)
+        self.run = run_files.load_run(self.run_dir)
+        self.meta = self.run.meta
         self.run_id: str = self.meta.get("run_id", self.run_dir.name)
-        outputs = self.meta.get("outputs")
-        if not outputs:
+        outputs = self.run.outputs
+        if outputs is None:
             raise NotFound(f"run {self.run_id} has no selection to browse (outputs is null).")
         self.outputs = outputs
-        self.files = result_files(self.run_dir, outputs)
+        self.files = outputs.result_files(self.run_dir)
         if not self.files:
             raise NotFound(
-                f"run {self.run_id} has no result shards yet under {self.run_dir / outputs.get('table', 'result')}; "
+                f"run {self.run_id} has no result shards yet under {self.run_dir / outputs.table}; "
                 "open its monitor (m) and come back when it is done."
             )
-        self.group_columns: list[str] = [g["column"] for g in outputs.get("groups") or []]
-        self.group_labels = {
-            g["column"]: g.get("label", g["column"]) for g in outputs.get("groups") or []
-        }
-        self.selections: dict[str, str] = dict(outputs.get("selections") or {})
-        self.default_selection = outputs.get("default_selection") or "default"
-        self.algo_column = self.selections.get(self.default_selection) or next(
-            iter(self.selections.values()), None
-        )
+        self.group_columns: list[str] = outputs.group_columns
+        self.group_labels = {g.column: g.label for g in outputs.groups}
+        self.selections: dict[str, str] = dict(outputs.selections)
+        self.default_selection = outputs.default_selection
+        self.algo_column = outputs.default_column
         self._lock = threading.Lock()
         self._con = duckdb.connect()
         rows(self._con, "SET preserve_insertion_order = true")
@@ -126,6 +133,8 @@ class RunView:
         self.total_rows = 0
         self.query = Query()
         self.last_seq = 0
+        self.id_length = 12  # longest source id; measured when the tables load
+        self.edits = 0  # in-memory decisions so far (a log re-read must not undo a newer one)
         self.loaded = False
         self._load_lock = threading.Lock()
         self._result_cols = [
@@ -133,16 +142,16 @@ class RunView:
             for r in rows(self._con, "DESCRIBE SELECT * FROM read_parquet(?)", [self._res])
             if r[0] != "sample_id"
         ]
-        self.columns = ["rid", "sample_id", "question", "answer", "algo", *self._result_cols]
+        self.columns = ["rid", "sample_id", "orig_id", "question", "answer", "algo"]
+        self.columns += self._result_cols
         self.total_rows = self.n_rows = pq.ParquetFile(self.input_path).metadata.num_rows
-        self.scores: list[str] = [s for s in outputs.get("scores") or [] if s in self.columns]
+        self.scores: list[str] = [s for s in outputs.scores if s in self.columns]
         self.core_column = next((c for c in KNOWN_CORE_COLUMNS if c in self.columns), None)
-        self._early: dict[int, str] | None = None
+        self._early: pa.Table | None = None  # latest decisions, for pages read before the load
         if load:
             self.ensure_loaded()
         else:
-            latest = self._latest_decisions().to_pydict()
-            self._early = dict(zip(latest["sample_id"], latest["action"], strict=True))
+            self._early = self._latest_decisions()
 
     @property
     def _res(self) -> list[str]:
@@ -168,10 +177,10 @@ class RunView:
         rows(
             con,
             f"""CREATE TABLE base AS
-            SELECT i.file_row_number AS rid, i.sample_id, i.question, i.answer,
+            SELECT i.file_row_number AS rid, i.sample_id, i.orig_id, i.question, i.answer,
                    r.sample_id AS _result_sample_id, coalesce({algo}, false) AS algo, {picked}
-            FROM (SELECT sample_id, question, answer, file_row_number
-                  FROM read_parquet(?, file_row_number = true)) i
+            FROM (SELECT sample_id, CAST(orig_id AS VARCHAR) AS orig_id, question, answer,
+                         file_row_number FROM read_parquet(?, file_row_number = true)) i
             POSITIONAL JOIN read_parquet(?) r""",
             [inp, res],
         )
@@ -188,6 +197,7 @@ class RunView:
         rows(con, "ALTER TABLE base DROP COLUMN _result_sample_id")
         self.columns = [r[0] for r in rows(con, "DESCRIBE base")]
         self.total_rows = self.n_rows = one(con, "SELECT count(*) FROM base")[0]
+        self.id_length = int(one(con, "SELECT coalesce(max(length(orig_id)), 6) FROM base")[0])
         rows(con, "CREATE TABLE ovr (rid BIGINT, sample_id BIGINT, action VARCHAR)")
         self._reload_overrides()
 
@@ -197,33 +207,46 @@ class RunView:
             return pa.table({"sample_id": pa.array([], pa.int64()), "action": pa.array([], pa.string()),
                              "seq": pa.array([], pa.int64())})  # fmt: skip
         with Catalog(self.workspace).connect() as cat:
-            return arrow(
-                cat,
-                "SELECT sample_id, arg_max(action, seq) AS action, max(seq) AS seq FROM decisions "
-                "WHERE run_id = ? GROUP BY sample_id",
-                [self.run_id],
-            )
+            return cat.sql(latest_decisions_sql(), params={"run_id": self.run_id}).to_arrow_table()
 
     def reload_overrides(self) -> None:
         """Replace the in-memory overrides with the catalog's decision log for this run."""
         self.ensure_loaded()
         self._reload_overrides()
 
+    def sync_overrides(self, busy: Callable[[], bool]) -> bool:
+        """Re-read the log (decisions other processes wrote); skipped, returning False, while the
+        user's own decisions are still queued (`busy`) or when one was made during the read."""
+        self.ensure_loaded()
+        edits = self.edits
+        if busy():
+            return False
+        latest = self._latest_decisions()
+        with self._lock:
+            if self.edits != edits or busy():
+                return False
+            self._replace_overrides(latest)
+        return True
+
     def _reload_overrides(self) -> None:
         latest = self._latest_decisions()
         with self._lock:
-            self._con.register("_latest", latest)
-            try:
-                rows(self._con, "DELETE FROM ovr")
-                rows(
-                    self._con,
-                    "INSERT INTO ovr SELECT b.rid, l.sample_id, l.action FROM _latest l "
-                    "JOIN base b USING (sample_id) WHERE l.action <> 'clear'",
-                )
-                seq = one(self._con, "SELECT max(seq) FROM _latest")[0]
-                self.last_seq = int(seq or 0)
-            finally:
-                self._con.unregister("_latest")
+            self._replace_overrides(latest)
+
+    def _replace_overrides(self, latest: pa.Table) -> None:
+        """Called with the lock held."""
+        self._con.register("_latest", latest)
+        try:
+            rows(self._con, "DELETE FROM ovr")
+            rows(
+                self._con,
+                "INSERT INTO ovr SELECT b.rid, l.sample_id, l.action FROM _latest l "
+                "JOIN base b USING (sample_id) WHERE l.action <> 'clear'",
+            )
+            seq = one(self._con, "SELECT max(seq) FROM _latest")[0]
+            self.last_seq = int(seq or 0)
+        finally:
+            self._con.unregister("_latest")
 
     # ---------------------------------------------------------------- ordering and paging
 
@@ -232,9 +255,10 @@ class RunView:
         if query.text:
             like = f"%{query.text}%"
             clauses.append(
-                "(b.question ILIKE ? OR b.answer ILIKE ? OR CAST(b.sample_id AS VARCHAR) = ?)"
+                "(b.question ILIKE ? OR b.answer ILIKE ? OR b.orig_id = ? "
+                "OR CAST(b.sample_id AS VARCHAR) = ?)"
             )
-            params += [like, like, query.text.strip()]
+            params += [like, like, query.text.strip(), query.text.strip()]
         if query.state == "kept":
             clauses.append(EFFECTIVE)
         elif query.state == "dropped":
@@ -281,7 +305,7 @@ class RunView:
                 # the display columns travel with the ordering, so a page is one contiguous range
                 # (row-group pruning) instead of 100 scattered lookups into `base`
                 f"CREATE TABLE {name} AS SELECT (row_number() OVER (ORDER BY {order}) - 1) AS rn, "
-                f"b.rid, b.sample_id, b.question, b.answer, b.algo{display} "
+                f"b.rid, b.sample_id, b.orig_id, b.question, b.answer, b.algo{display} "
                 f"FROM base b LEFT JOIN ovr o USING (rid) WHERE {where} ORDER BY rn",
                 params,
             )
@@ -300,7 +324,8 @@ class RunView:
             return self._early_page(start, count)
         scores = "".join(f", b.{q(s)}" for s in self.scores)
         select = (
-            f"SELECT b.rid, b.sample_id, b.question, b.answer, b.algo, o.action, {EFFECTIVE} AS eff"
+            f"SELECT b.rid, b.sample_id, b.orig_id, b.question, b.answer, b.algo, o.action, "
+            f"{EFFECTIVE} AS eff"
             f"{scores}"
         )
         with self._lock:
@@ -316,37 +341,42 @@ class RunView:
                 )
             found = rows(self._con, sql, [start, start + count])
         return [
-            SampleRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], bool(r[6]), tuple(r[7:]))
+            SampleRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], bool(r[7]), tuple(r[8:]))
             for r in found
         ]
 
     def _early_page(self, start: int, count: int) -> list[SampleRow]:
         """Input order straight from the Parquet files while the tables load (first paint)."""
         algo = q(self.algo_column) if self.algo_column else "false"
-        scores = "".join(f", {q(c)}" for c in self.scores)
+        scores = "".join(f", p.{q(c)}" for c in self.scores)
+        inner = "".join(f", {q(c)}" for c in self.scores)
+        early = self._early
+        if early is None:  # loaded meanwhile
+            return self.page(start, count)
         con = duckdb.connect()
         try:
+            con.register("_early", early)
             found = rows(
                 con,
-                f"""SELECT i.file_row_number, i.sample_id, i.question, i.answer,
-                       coalesce(r.a, false) {scores}
-                FROM (SELECT file_row_number, sample_id, question, answer
-                      FROM read_parquet(?, file_row_number = true) LIMIT ? OFFSET ?) i
-                POSITIONAL JOIN (SELECT {algo} AS a {scores} FROM read_parquet(?) LIMIT ? OFFSET ?) r""",
+                f"""SELECT p.file_row_number, p.sample_id, p.orig_id, p.question, p.answer,
+                       coalesce(p.a, false), e.action, {effective_rule("p.a", "e.action")} {scores}
+                FROM (SELECT * FROM
+                      (SELECT file_row_number, sample_id, CAST(orig_id AS VARCHAR) AS orig_id,
+                              question, answer
+                       FROM read_parquet(?, file_row_number = true) LIMIT ? OFFSET ?) i
+                      POSITIONAL JOIN
+                      (SELECT {algo} AS a {inner} FROM read_parquet(?) LIMIT ? OFFSET ?) r) p
+                LEFT JOIN (SELECT sample_id, action FROM _early WHERE action <> 'clear') e
+                       USING (sample_id)
+                ORDER BY p.file_row_number""",
                 [str(self.input_path), count, start, self._res, count, start],
             )
         finally:
             con.close()
-        early = self._early or {}
-        out = []
-        for r in found:
-            action = early.get(r[1])
-            action = action if action in ("keep", "drop") else None
-            effective = bool(r[4]) if action is None else action == "keep"
-            out.append(
-                SampleRow(r[0], r[1], r[2], r[3], bool(r[4]), action, effective, tuple(r[5:]))
-            )
-        return out
+        return [
+            SampleRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], bool(r[7]), tuple(r[8:]))
+            for r in found
+        ]
 
     def position_of(self, sample_id: int) -> int | None:
         """Where a sample sits in the current ordering (None: not in this filter, or no such id)."""
@@ -362,6 +392,31 @@ class RunView:
                 )
         return None if row is None else int(row[0])
 
+    def orig_ids(self, sample_ids: list[int]) -> dict[int, str]:
+        """Source ids of these samples (probe lists and neighbours name samples the user's way)."""
+        self.ensure_loaded()
+        table = pa.table({"sample_id": pa.array(sample_ids, pa.int64())})
+        with self._lock:
+            self._con.register("_wanted", table)
+            try:
+                found = rows(
+                    self._con, "SELECT sample_id, orig_id FROM base JOIN _wanted USING (sample_id)"
+                )
+            finally:
+                self._con.unregister("_wanted")
+        return {int(a): str(b) for a, b in found}
+
+    def resolve_id(self, text: str) -> int | None:
+        """The sample a user means by `text`: its source id (`demo0-000500`, as in every export and
+        on screen), else Thresher's numeric sample id; None when the run has no such sample."""
+        self.ensure_loaded()
+        text = text.strip()
+        with self._lock:
+            row = one(self._con, "SELECT sample_id FROM base WHERE orig_id = ? LIMIT 1", [text])
+            if row is None and text.lstrip("-").isdigit():
+                row = one(self._con, "SELECT sample_id FROM base WHERE sample_id = ?", [int(text)])
+        return None if row is None else int(row[0])
+
     # ---------------------------------------------------------------- groups and counts
 
     def groups(self, column: str | None) -> list[GroupRow]:
@@ -369,7 +424,10 @@ class RunView:
         self.ensure_loaded()
         conf = "avg(b.confidence)" if "confidence" in self.columns else "NULL"
         core = f"count(*) FILTER (WHERE b.{q(self.core_column)})" if self.core_column else "NULL"
-        aggregates = f"count(*), count(*) FILTER (WHERE {EFFECTIVE}), count(*) FILTER (WHERE b.algo), {conf}, {core}"
+        aggregates = (
+            f"count(*), count(*) FILTER (WHERE {EFFECTIVE}), count(*) FILTER (WHERE b.algo), "
+            f"{conf}, {core}, count(o.action)"
+        )
         out: list[GroupRow] = []
         with self._lock:
             row = one(self._con, f"SELECT {aggregates} FROM base b LEFT JOIN ovr o USING (rid)")
@@ -414,10 +472,10 @@ class RunView:
             )
         return int(row[0]), int(row[1]), int(row[2])
 
-    def members(self, group: GroupKey) -> pa.Table:
-        """(rid, sample_id) of every sample in a group, for a bulk decision."""
+    def members(self, group: GroupKey, overridden: bool = False) -> pa.Table:
+        """(rid, sample_id) of every sample in a group (only those you decided: `overridden`)."""
         self.ensure_loaded()
-        where, params = self._where(Query(group=group))
+        where, params = self._where(Query(group=group, state="overridden" if overridden else "all"))
         with self._lock:
             return arrow(
                 self._con,
@@ -445,6 +503,7 @@ class RunView:
                     )
             finally:
                 self._con.unregister("_picked")
+            self.edits += 1
         return [r[0] for r in ids]
 
     def row(self, rid: int) -> dict[str, Any]:

@@ -1,18 +1,25 @@
-"""What the Home screen lists: datasets from the catalog and runs from the run folders."""
+"""What Home lists, and how the app notices other processes: datasets, runs with effective counts, a stamp.
+
+Run folders are read by `store.runs` (the typed `Run`); the count shown for a run is the
+effective one (`store.decisions.effective_totals`: the algorithm's choice with every override),
+the same number an export writes. `workspace_stamp` is a handful of `stat` calls, so the app
+can poll it every second and re-read only when a file changed.
+"""
 
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
+from store import decisions as decision_log
 from store import runs as run_files
 from store.catalog import Catalog
+from store.errors import ThresherError
 from store.workspace import Workspace
-from tui.data.sql import one, rows
+from tui.data.sql import rows
 
 
 @dataclass(frozen=True)
@@ -32,9 +39,45 @@ class RunRow:
     dataset: str
     status: str
     progress: str  # "stage done/total" of the latest stage, or "" before any event
-    selected: int | None  # rows of the default selection; None while the result is not there
+    selected: int | None  # effective keeps of the default selection; None while there is no result
     created_at: str
     has_result: bool
+    overrides: int = 0
+
+
+@dataclass(frozen=True)
+class WorkspaceState:
+    """One consistent look at the workspace, posted to the screens after something changed."""
+
+    datasets: list[DatasetRow]
+    runs: list[RunRow]
+    decision_seq: dict[str, int]  # run id -> highest seq of its decisions (0: none)
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def workspace_stamp(workspace: Workspace) -> tuple:
+    """Changes whenever a decision, dataset, run, run status, progress event or shard is written."""
+    cat = workspace.catalog_path
+    parts: list[object] = [_stat(cat), _stat(cat.with_name(cat.name + ".wal"))]
+    try:
+        run_dirs = sorted(os.scandir(workspace.runs_dir), key=lambda e: e.name)
+    except OSError:
+        run_dirs = []
+    for entry in run_dirs:
+        if not entry.is_dir() or entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        parts.append(entry.name)
+        for name in (run_files.RUN_JSON, run_files.STATUS, run_files.PROGRESS, "result"):
+            parts.append(_stat(path / name))  # a directory's mtime moves when a shard lands
+    return tuple(parts)
 
 
 def list_datasets(workspace: Workspace) -> list[DatasetRow]:
@@ -42,83 +85,87 @@ def list_datasets(workspace: Workspace) -> list[DatasetRow]:
     if not workspace.exists():
         return []
     with Catalog(workspace).connect() as con:
-        datasets = rows(
-            con,
-            "SELECT dataset_id, name, format, n_samples, n_flagged FROM datasets ORDER BY dataset_id",
-        )
-        flag_rows = rows(
-            con,
-            "SELECT dataset_id, f, count(*) FROM (SELECT dataset_id, unnest(flags) AS f FROM samples)"
-            " GROUP BY ALL ORDER BY ALL",
-        )
+        return _datasets(con)
+
+
+def _datasets(con: duckdb.DuckDBPyConnection) -> list[DatasetRow]:
+    datasets = rows(
+        con,
+        "SELECT dataset_id, name, format, n_samples, n_flagged FROM datasets ORDER BY dataset_id",
+    )
+    flag_rows = rows(
+        con,
+        "SELECT dataset_id, f, count(*) FROM (SELECT dataset_id, unnest(flags) AS f FROM samples)"
+        " GROUP BY ALL ORDER BY ALL",
+    )
     flags: dict[int, dict[str, int]] = {}
     for ds, flag, n in flag_rows:
         flags.setdefault(ds, {})[flag] = n
     return [DatasetRow(r[0], r[1], r[2], r[3], r[4], flags.get(r[0], {})) for r in datasets]
 
 
-def result_files(run_dir: Path, outputs: dict[str, Any] | None) -> list[Path]:
-    """The run's result shards in row order (part-00000, part-00001, ...)."""
-    if not outputs:
-        return []
-    return sorted((run_dir / outputs.get("table", "result")).glob("part-*.parquet"))
+def _progress(run: run_files.Run) -> str:
+    stage = run.current_stage
+    if stage is None:
+        return ""
+    total = f"/{stage.total}" if stage.total else ""
+    return f"{stage.stage} {stage.done}{total}"
 
 
-def count_selected(run_dir: Path, meta: dict[str, Any]) -> int | None:
-    outputs = meta.get("outputs")
-    files = result_files(run_dir, outputs)
-    if not files:
-        return None
-    selections = outputs.get("selections") or {}
-    column = selections.get(outputs.get("default_selection") or "default")
-    if not column:
-        return None
-    paths = [str(p) for p in files]
-    con = duckdb.connect()
-    try:
-        row = one(con, f'SELECT count(*) FILTER (WHERE "{column}") FROM read_parquet(?)', [paths])
-    finally:
-        con.close()
-    return int(row[0]) if row else None
+class WorkspaceReader:
+    """Reads the workspace for Home and the palette; effective counts are cached per run and
+    recomputed only when the run's shards or its decisions changed."""
 
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self._counts: dict[str, tuple[tuple, tuple[int, int, int] | None]] = {}
 
-def run_row(run_dir: Path) -> RunRow:
-    meta = run_files.read_run_json(run_dir)
-    status = run_files.read_status(run_dir).get("status", "queued")
-    stages: dict[str, run_files.StageProgress] = {}
-    events, _ = run_files.read_events(run_dir)
-    run_files.fold_events(events, stages)
-    progress = ""
-    if stages:
-        last = list(stages.values())[-1]
-        total = f"/{last.total}" if last.total else ""
-        progress = f"{last.stage} {last.done}{total}"
-    try:
-        selected = count_selected(run_dir, meta)
-    except duckdb.Error:
-        selected = None  # a shard being replaced right now; the next refresh shows it
-    return RunRow(
-        run_id=meta.get("run_id", run_dir.name),
-        method=str(meta.get("method", "?")),
-        dataset=str(meta.get("dataset", meta.get("dataset_id", ""))),
-        status=status,
-        progress=progress,
-        selected=selected,
-        created_at=str(meta.get("created_at", "")),
-        has_result=bool(result_files(run_dir, meta.get("outputs"))),
-    )
+    def read(self) -> WorkspaceState:
+        found = run_files.list_runs(self.workspace.runs_dir)
+        if not self.workspace.exists():
+            return WorkspaceState([], [self._row(r, None) for r in found], {})
+        with Catalog(self.workspace).connect() as con:
+            datasets = _datasets(con)
+            seqs = {
+                r[0]: int(r[1])
+                for r in rows(con, "SELECT run_id, max(seq) FROM decisions GROUP BY run_id")
+            }
+            out = [self._row(r, self._totals(con, r, seqs.get(r.run_id, 0))) for r in found]
+        return WorkspaceState(datasets, out, seqs)
+
+    def _totals(
+        self, con: duckdb.DuckDBPyConnection, run: run_files.Run, seq: int
+    ) -> tuple[int, int, int] | None:
+        files = run.result_files
+        if not files:
+            return None
+        key = (seq, tuple(_stat(p) for p in files))
+        cached = self._counts.get(run.run_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            totals: tuple[int, int, int] | None = decision_log.effective_totals(con, run.path)
+        except (duckdb.Error, ThresherError):
+            totals = (
+                None  # a shard being replaced right now, or no selection: the next look shows it
+            )
+        self._counts[run.run_id] = (key, totals)
+        return totals
+
+    def _row(self, run: run_files.Run, totals: tuple[int, int, int] | None) -> RunRow:
+        return RunRow(
+            run_id=run.run_id,
+            method=run.method,
+            dataset=run.dataset,
+            status=run.state,
+            progress=_progress(run),
+            selected=None if totals is None else totals[1],
+            created_at=run.created_at,
+            has_result=run.has_result,
+            overrides=0 if totals is None else totals[2],
+        )
 
 
 def list_runs(workspace: Workspace) -> list[RunRow]:
-    """Every run folder, newest first; a folder with a broken run.json is skipped, not fatal."""
-    rows = []
-    if not workspace.runs_dir.exists():
-        return rows
-    for run_dir in workspace.runs_dir.iterdir():
-        if not (run_dir / run_files.RUN_JSON).exists():
-            continue
-        try:
-            rows.append(run_row(run_dir))
-        except (OSError, json.JSONDecodeError, run_files.ThresherError):
-            continue
-    return sorted(rows, key=lambda r: (r.created_at, r.run_id), reverse=True)
+    """Every run folder, newest first, with effective counts (one look; Home keeps a reader)."""
+    return WorkspaceReader(workspace).read().runs

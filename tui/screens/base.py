@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import time
 import traceback
+from dataclasses import dataclass
 
+from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from store.errors import ThresherError
+from tui.data.workspace_view import WorkspaceState
 
 REPEAT_S = 30.0  # the same failure of a polling worker is shown once per this many seconds
 
@@ -54,6 +57,18 @@ class ReportsWorkerErrors:
 
     def worker_failed(self, group: str, error: BaseException | None) -> None:
         """Put back what the worker was going to replace ("computing…", "starting…"); default: nothing."""
+
+
+@dataclass
+class WorkspaceChanged(Message, bubble=False):
+    """Something in the workspace changed on disk (this process or another): runs, their status,
+    decisions, datasets. The app posts it to the screen on top; a screen that comes back to the
+    top reads `app.state` in `on_screen_resume`."""
+
+    state: WorkspaceState
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, WorkspaceChanged)
 
 
 class ThresherScreen(ReportsWorkerErrors, Screen):

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Label
 
 from tui.data.decisions import Decision
 from tui.data.run_view import STATES, GroupRow, Query, RunView
-from tui.screens.base import ThresherScreen
+from tui.data.workspace_view import WorkspaceState
+from tui.screens.base import ThresherScreen, WorkspaceChanged
 from tui.widgets.dialogs import ConfirmScreen, PromptScreen
 from tui.widgets.sample_table import SampleTable
+from tui.widgets.tables import KeyFooter, RowTable
 
 
 def _num(value: float | int | None, digits: int = 3) -> str:
@@ -24,12 +27,25 @@ def _num(value: float | int | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-class GroupList(DataTable):
+class GroupList(RowTable):
     HELP = (
         "## Groups\n\nOFA clusters (size, kept, mean confidence, core-set size) or CLIPPER subsets "
-        "per tau and coresets. **enter** shows only that group's samples; **K / D** keep or drop "
-        "the whole group after a confirmation; **v** switches the grouping column."
+        "per tau and coresets; the column title names the grouping (v switches it). **enter** shows "
+        "only that group's samples; **K / D** keep or drop the whole group and **U** clears your "
+        "decisions in it, each after a confirmation that states the count."
     )
+    BINDINGS = [
+        Binding("k,d,u", "sample_keys", show=False, id="groups.sample_keys"),
+    ]
+
+    def action_sample_keys(self) -> None:
+        """k/d/u decide one sample: say so and hand them to the table instead of doing nothing."""
+        self.screen.query_one(SampleTable).focus()
+        self.notify(
+            "k / d / u decide the sample under the table's cursor (focus is there now); "
+            "K / D / U act on the whole group.",
+            severity="warning",
+        )
 
 
 class BrowserScreen(ThresherScreen):
@@ -49,6 +65,7 @@ class BrowserScreen(ThresherScreen):
             "f",
             "cycle_state",
             "Decision filter",
+            show=False,  # F1 and the palette list it; the footer keeps to 80 columns
             id="browser.state",
             tooltip="all/kept/dropped/overridden",
         ),
@@ -56,14 +73,23 @@ class BrowserScreen(ThresherScreen):
             "s",
             "cycle_sort",
             "Sort",
+            show=False,
             id="browser.sort",
             tooltip="Sort by the next score (asc, desc)",
         ),
-        Binding("g", "jump", "Jump to id", id="browser.jump", tooltip="Jump to a sample id"),
+        Binding(
+            "g",
+            "jump",
+            "Jump to id",
+            show=False,
+            id="browser.jump",
+            tooltip="Jump to a sample id (as in your data)",
+        ),
         Binding(
             "K",
             "bulk('keep')",
             "Keep group",
+            show=False,
             id="browser.bulk_keep",
             tooltip="Keep the whole group",
         ),
@@ -71,12 +97,33 @@ class BrowserScreen(ThresherScreen):
             "D",
             "bulk('drop')",
             "Drop group",
+            show=False,
             id="browser.bulk_drop",
             tooltip="Drop the whole group",
         ),
-        Binding("v", "next_grouping", "Grouping", show=False, id="browser.grouping"),
         Binding(
-            "x", "export", "Export", id="browser.export", tooltip="Export this run's selection"
+            "U",
+            "undo_group",
+            "Undo group",
+            show=False,
+            id="browser.undo_group",
+            tooltip="Clear your decisions in the focused group (back to the algorithm)",
+        ),
+        Binding(
+            "v",
+            "next_grouping",
+            "Grouping",
+            show=False,
+            id="browser.grouping",
+            tooltip="Next grouping column (CLIPPER: subsets at tau=1, tau=2)",
+        ),
+        Binding(
+            "x",
+            "export",
+            "Export",
+            show=False,
+            id="browser.export",
+            tooltip="Export this run's selection",
         ),
         Binding("m", "monitor", "Monitor", show=False, id="browser.monitor"),
         Binding(
@@ -105,10 +152,15 @@ class BrowserScreen(ThresherScreen):
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, BrowserScreen.GroupsReady)
 
+    @dataclass
+    class Synced(Message):
+        """The in-memory overrides were re-read from the log (another process decided)."""
+
     def __init__(self, view: RunView) -> None:
         super().__init__()
         self.view = view
         self.grouping = view.group_columns[0] if view.group_columns else None
+        self._grouping_shown: str | None = "?"  # the grouping the group list's columns are for
         self.groups: list[GroupRow] = []
         self.totals: tuple[int, int, int] | None = None
         self.query_state = Query()
@@ -116,16 +168,18 @@ class BrowserScreen(ThresherScreen):
     def compose(self) -> ComposeResult:
         yield Label(self._title(), id="run-header")
         with Horizontal(id="browser"):
-            yield GroupList(id="groups", cursor_type="row")
+            yield GroupList(id="groups")
             with Vertical(id="samples-pane"):
                 yield Label("", id="query-line")
                 yield Label("", id="table-header")
                 yield SampleTable(self.view, id="samples")
-        yield Footer()
+        yield KeyFooter()
 
     def _title(self, totals: tuple[int, int, int] | None = None) -> str:
         v = self.view
         head = f"{v.run_id} · {v.meta.get('method', '?')} · {v.meta.get('dataset', '')}"
+        if self.grouping:
+            head += f" · by {v.group_labels.get(self.grouping, self.grouping)}"
         totals = totals or self.totals
         if totals:
             n, kept, overrides = totals
@@ -137,22 +191,53 @@ class BrowserScreen(ThresherScreen):
         self.query_one("#run-header", Label).update(self._title())
 
     def on_mount(self) -> None:
-        groups = self.query_one(GroupList)
-        conf = "conf" if "confidence" in self.view.columns else ""
-        core = "core" if self.view.core_column else ""
-        groups.add_columns("group", "size", "kept", *(c for c in (conf, core) if c))
         self.query_one(SampleTable).focus()
         self._show_query()
         self.refresh_groups()
+
+    def _group_columns(self) -> None:
+        """Column titles say which grouping is shown (Cluster, Subset tau=1, ...); narrow
+        terminals get the three columns that matter (group, size, kept), never a cut number."""
+        table = self.query_one(GroupList)
+        table.clear(columns=True)
+        title = self.view.group_labels.get(self.grouping or "", "group")
+        wide = self.app.size.width >= 120
+        extra = []
+        if wide and "confidence" in self.view.columns:
+            extra.append("conf")
+        if wide and self.view.core_column:
+            extra.append("core")
+        table.add_columns(title, "size", "kept", *extra)
+        self._grouping_shown = self.grouping
 
     def on_screen_resume(self) -> None:
         # decisions made on the detail screen (or another run's screens) change rows we cached
         self.query_one(SampleTable).invalidate()
         self.refresh_groups()
+        self._maybe_sync(self.app.state)
 
-    def on_resize(self) -> None:
-        table = self.query_one(SampleTable)
-        self.query_one("#table-header", Label).update(table.header_text(table.size.width or 80))
+    def on_workspace_changed(self, message: WorkspaceChanged) -> None:
+        self._maybe_sync(message.state)
+
+    def _maybe_sync(self, state: WorkspaceState) -> None:
+        if not self.view.loaded:
+            return  # the first load reads the log anyway
+        seq = state.decision_seq.get(self.view.run_id, 0)
+        if seq != self.view.last_seq:
+            self.sync_overrides()
+
+    @work(thread=True, exclusive=True, group="browser-sync", exit_on_error=False)
+    def sync_overrides(self) -> None:
+        if self.view.sync_overrides(busy=lambda: self.app.writer.pending > 0):
+            self.post_message(self.Synced())
+
+    def on_browser_screen_synced(self, message: Synced) -> None:
+        self.query_one(SampleTable).invalidate()
+        self.refresh_groups()
+
+    @on(SampleTable.HeaderChanged)
+    def show_header(self, event: SampleTable.HeaderChanged) -> None:
+        self.query_one("#table-header", Label).update(event.text)
 
     # ---------------------------------------------------------------- workers
 
@@ -171,19 +256,25 @@ class BrowserScreen(ThresherScreen):
     def on_browser_screen_groups_ready(self, message: GroupsReady) -> None:
         if not self.groups:  # the first answer: the view's tables exist now, pages come from them
             self.query_one(SampleTable).invalidate()
+            self.query_one(SampleTable).post_header()  # the id column's width is known now
         self.groups = message.groups
+        if self._grouping_shown != self.grouping:
+            self._group_columns()
         table = self.query_one(GroupList)
         row = table.cursor_row
         table.clear()
-        has_conf = "confidence" in self.view.columns
+        n_extra = len(table.columns) - 3
         for g in message.groups:
-            label = g.key.label() if g.key.kind != "group" else str(g.key.value)
+            label = g.key.label() if g.key.kind != "group" else _num(g.key.value)
+            if g.key.kind == "group" and g.key.value is None:
+                label = "(none)"  # OFA: samples left out of clustering
             cells = [label, g.size, g.kept]
-            if has_conf:
-                cells.append(_num(g.mean_confidence))
+            extras = []
+            if "confidence" in self.view.columns:
+                extras.append(_num(g.mean_confidence))
             if self.view.core_column:
-                cells.append(_num(g.core_set))
-            table.add_row(*cells)
+                extras.append(_num(g.core_set))
+            table.add_row(*cells, *extras[:n_extra])
         if message.groups:
             table.move_cursor(row=min(row, len(message.groups) - 1))
         self.totals = message.totals
@@ -233,6 +324,40 @@ class BrowserScreen(ThresherScreen):
         if not self.groups or table.cursor_row >= len(self.groups):
             return None
         return self.groups[table.cursor_row]
+
+    def palette_commands(self) -> list[tuple[str, object, str]]:
+        """Screen actions the command palette offers while this screen is on top."""
+        group = self.focused_group
+        where = group.key.label() if group else "the focused group"
+        return [
+            ("group: undo my decisions in " + where, self.action_undo_group, "U, asks first"),
+            ("group: keep all of " + where, partial(self.action_bulk, "keep"), "K, asks first"),
+            ("group: drop all of " + where, partial(self.action_bulk, "drop"), "D, asks first"),
+            ("browse: next grouping", self.action_next_grouping, "v (CLIPPER tau=1, tau=2)"),
+            ("browse: jump to a sample id", self.action_jump, "g"),
+        ]
+
+    def action_undo_group(self) -> None:
+        group = self.focused_group
+        if group is None:
+            return
+        where = "this run" if group.key.kind == "all" else group.key.label()
+        if not group.overrides:
+            self.notify(f"No decisions of yours in {where}.", severity="warning")
+            return
+        question = (
+            f"Clear your {group.overrides} decisions in {where}? "
+            "Those samples go back to the algorithm's choice."
+        )
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                members = self.view.members(group.key, overridden=True)
+                scope = "list" if group.key.kind == "all" else group.key.scope()
+                self.apply(members["rid"].to_pylist(), "clear", scope)
+                self.notify(f"cleared {members.num_rows} decisions in {where}")
+
+        self.app.push_screen(ConfirmScreen(question), done)
 
     def action_bulk(self, action: str) -> None:
         group = self.focused_group
@@ -310,24 +435,19 @@ class BrowserScreen(ThresherScreen):
                 return
             self.jump_to(text.strip())
 
-        self.app.push_screen(PromptScreen("Jump to sample id (full id or the ordinal shown)"), done)
+        self.app.push_screen(
+            PromptScreen("Jump to sample id (the id column, as in your data)"), done
+        )
 
     def jump_to(self, text: str) -> bool:
-        try:
-            value = int(text)
-        except ValueError:
-            self.notify(f"{text!r} is not a sample id (a number).", severity="error")
+        sample_id = self.view.resolve_id(text)
+        if sample_id is None:
+            self.notify(f"run {self.view.run_id} has no sample {text!r}.", severity="error")
             return False
-        pos = self.view.position_of(value)
-        if (
-            pos is None and value < 2**32
-        ):  # the table shows the ordinal; try it within the run's dataset
-            first = self.view.page(0, 1) if self.view.n_rows else []
-            if first:
-                pos = self.view.position_of((first[0].sample_id & ~0xFFFFFFFF) | value)
+        pos = self.view.position_of(sample_id)
         if pos is None:
             self.notify(
-                f"sample {value} is not in this view (clear the filter with Esc).",
+                f"sample {text} is not in this view (clear the filter with Esc).",
                 severity="warning",
             )
             return False

@@ -13,12 +13,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 
 from tui.data.compare import Comparison, compare
 from tui.data.run_view import RunView
 from tui.screens.base import ThresherScreen, describe
 from tui.screens.monitor import sparkline
+from tui.widgets.tables import KeyFooter
 
 
 def render_comparison(c: Comparison) -> Group:
@@ -86,7 +87,7 @@ class CompareScreen(ThresherScreen):
         yield Label(f"Compare {names}", id="run-header")
         with VerticalScroll(id="compare-body"):
             yield Static("computing…", id="compare-table")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#compare-body").focus()

@@ -11,26 +11,24 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 
 from tui.data.decisions import Decision
 from tui.data.detail import SampleDetail, load_detail
-from tui.data.run_view import RunView
+from tui.data.run_view import RunView, spelled
 from tui.screens.base import ThresherScreen, describe
 from tui.widgets.images import image_widget
-
-
-def _ordinal(sample_id: int) -> str:
-    return str(sample_id & 0xFFFFFFFF)
+from tui.widgets.tables import KeyFooter
 
 
 def render_detail(d: SampleDetail) -> str:
     """Rich markup of everything but the image (pure, so tests can read it)."""
-    eff = {"keep": "KEEP", "drop": "DROP"}.get(d.override or "", "keep" if d.algo else "drop")
+    yours = d.override is not None
+    eff = spelled(d.override == "keep" if yours else d.algo, yours)
+    mine = spelled(d.override == "keep", True) if yours else "-"
     out = [
-        f"[b]sample {_ordinal(d.sample_id)}[/b] (id {d.sample_id}, source id {escape(d.orig_id)})"
-        f"  task {d.task or '-'}",
-        f"algorithm: {'keep' if d.algo else 'drop'} · override: {d.override or '-'} · effective: {eff}",
+        f"[b]sample {escape(d.orig_id)}[/b]  task {escape(d.task or '-')}",
+        f"algorithm: {spelled(d.algo, False)} · yours: {mine} · effective: {eff}",
     ]
     if d.flags:
         out.append(f"flags: {', '.join(d.flags)}")
@@ -53,13 +51,13 @@ def render_detail(d: SampleDetail) -> str:
             out.append(f"  judged {'correct (P)' if d.zero_shot_correct else 'wrong (W)'}")
     if d.fixed_by:
         out += ["", "[b]Probed as a query[/b] (demonstration -> answered correctly?)"]
-        out += [f"  demo {_ordinal(s)}: {'yes' if ok else 'no'}" for s, ok in d.fixed_by]
+        out += [f"  demo {escape(d.name(s))}: {'yes' if ok else 'no'}" for s, ok in d.fixed_by]
     if d.fixed:
         out += ["", "[b]As a demonstration[/b] (query -> fixed?)"]
-        out += [f"  query {_ordinal(s)}: {'yes' if ok else 'no'}" for s, ok in d.fixed]
+        out += [f"  query {escape(d.name(s))}: {'yes' if ok else 'no'}" for s, ok in d.fixed]
     if d.neighbours:
         out += ["", "[b]Nearest in its cluster[/b] (cosine)"]
-        out += [f"  sample {_ordinal(s)}: {sim:.3f}" for s, sim in d.neighbours]
+        out += [f"  sample {escape(d.name(s))}: {sim:.3f}" for s, sim in d.neighbours]
     if d.images:
         out += ["", "[b]Images[/b]"] + [f"  {escape(p)}" for p in d.images]
     return "\n".join(out)
@@ -94,7 +92,7 @@ class DetailScreen(ThresherScreen):
                 yield Label("", id="image-note")
             with VerticalScroll(id="detail-text"):
                 yield Static("", id="detail-body")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#detail-text").focus()
@@ -112,7 +110,7 @@ class DetailScreen(ThresherScreen):
     def show(self, detail: SampleDetail) -> None:
         self.detail = detail
         self.query_one("#detail-title", Label).update(
-            f"{self.view.run_id} · sample {_ordinal(detail.sample_id)}"
+            f"{self.view.run_id} · sample {escape(detail.orig_id)}"
         )
         self.query_one("#detail-body", Static).update(render_detail(detail))
         pane = self.query_one("#image-pane", Vertical)
@@ -128,5 +126,5 @@ class DetailScreen(ThresherScreen):
     def action_decide(self, action: str) -> None:
         ids = self.view.apply([self.rid], action)
         self.app.writer.submit(Decision(self.view.run_id, tuple(ids), action, "sample"))
-        self.notify(f"{action}: sample {_ordinal(ids[0])}")
+        self.notify(f"{action}: sample {self.detail.orig_id if self.detail else ids[0]}")
         self.load()

@@ -6,16 +6,17 @@ import importlib.util
 import json
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
-from store.errors import ThresherError
 from tui.data.run_view import RunView
+from tui.screens.base import ThresherScreen, describe
+from tui.widgets.tables import KeyFooter
 
 PATH_STYLES = ("absolute", "relative")
 
@@ -46,7 +47,7 @@ def summary_text(result) -> str:
     return "\n".join(lines)
 
 
-class ExportScreen(Screen):
+class ExportScreen(ThresherScreen):
     HELP = (
         "## Export\n\nWrites the run's effective selection (the algorithm's choice with your "
         "overrides) as a manifest, atomically, with a sidecar recording run, parameters, decision "
@@ -60,10 +61,11 @@ class ExportScreen(Screen):
         ),
     ]
 
+    WORK_LABELS = {"export": "export", "finetune": "starting the fine-tune"}
+
     @dataclass
     class Done(Message):
-        result: object | None
-        error: str | None
+        result: object
 
     def __init__(self, view: RunView) -> None:
         super().__init__()
@@ -108,7 +110,7 @@ class ExportScreen(Screen):
                 yield Button("Export (ctrl+e)", id="do-export", variant="primary")
                 yield Button("Fine-tune (ctrl+f)", id="do-finetune", disabled=True)
             yield Static("", id="export-result")
-        yield Footer()
+        yield KeyFooter()
 
     def default_path(self, fmt: str, selection: str) -> str:
         from store.export import FORMATS
@@ -139,26 +141,24 @@ class ExportScreen(Screen):
         from store.export import export
 
         self.app.writer.flush()  # the export must see every decision already made on screen
-        try:
-            result = export(
-                self.app.catalog,
-                dataset=str(self.view.meta.get("dataset")),
-                run_id=self.view.run_id,
-                selection=selection,
-                fmt=fmt,
-                out_path=path,
-                path_style=style,
-            )
-        except ThresherError as exc:
-            self.post_message(self.Done(None, str(exc)))
-        else:
-            self.post_message(self.Done(result, None))
+        result = export(
+            self.app.catalog,
+            dataset=str(self.view.meta.get("dataset")),
+            run_id=self.view.run_id,
+            selection=selection,
+            fmt=fmt,
+            out_path=path,
+            path_style=style,
+        )
+        self.post_message(self.Done(result))
+
+    def worker_failed(self, group: str, error: BaseException | None) -> None:
+        if group == "export":
+            box = self.query_one("#export-result", Static)
+            box.update(Text.assemble(("export failed: ", "bold"), describe(error)))
 
     def on_export_screen_done(self, message: Done) -> None:
         box = self.query_one("#export-result", Static)
-        if message.error:
-            box.update(f"[b]export failed:[/b] {message.error}")
-            return
         self.result = message.result
         text = summary_text(message.result)
         if finetune_available():
@@ -189,19 +189,16 @@ class ExportScreen(Screen):
         from selection.finetune.config import FinetuneConfig
         from selection.finetune.train import create_finetune_run
         from selection.jobs import launch
+        from store.errors import ThresherError
 
         model = (self.view.meta.get("params") or {}).get("model")
-        try:
-            if not model:
-                raise ThresherError(
-                    f"run {self.view.run_id} names no base model; start the fine-tune with "
-                    f"`thresher train --manifest {manifest} --model PATH_OR_NAME --detach`"
-                )
-            run_dir = create_finetune_run(
-                self.app.catalog, FinetuneConfig(manifest=manifest, model=model)
+        if not model:
+            raise ThresherError(
+                f"run {self.view.run_id} names no base model; start the fine-tune with "
+                f"`thresher train --manifest {manifest} --model PATH_OR_NAME --detach`"
             )
-            launched = launch(self.app.catalog, run_dir, detach=True)
-        except ThresherError as exc:
-            self.app.call_from_thread(self.notify, f"fine-tune: {exc}", severity="error")
-            return
+        run_dir = create_finetune_run(
+            self.app.catalog, FinetuneConfig(manifest=manifest, model=model)
+        )
+        launched = launch(self.app.catalog, run_dir, detach=True)
         self.app.call_from_thread(self.notify, f"fine-tune {launched.run_id}: {launched.status}")

@@ -1,26 +1,24 @@
-"""Home: the workspace's datasets and runs, refreshed in a worker; the place to open, watch or start runs."""
+"""Home: the workspace's datasets and runs, live from the app's poll; the place to open, watch or start runs."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Label
 
-from tui.data.workspace_view import DatasetRow, RunRow, list_datasets, list_runs
-
-REFRESH_S = 2.0
+from tui.data.workspace_view import RunRow, WorkspaceState
+from tui.screens.base import ThresherScreen, WorkspaceChanged
+from tui.widgets.tables import KeyFooter, RowTable
 
 
-class HomeScreen(Screen):
+class HomeScreen(ThresherScreen):
     HELP = (
         "## Home\n\nDatasets of this workspace (samples, flagged) and runs (status, progress, "
-        "selected). Select a run and press **enter** to browse it (or watch it while it runs)."
+        "selected: the algorithm's choice with every override, what an export writes). Both "
+        "follow the disk within a second, whoever writes it. Select a run and press **enter** to "
+        "browse it (or watch it while it runs)."
     )
     BINDINGS = [
         Binding(
@@ -53,17 +51,17 @@ class HomeScreen(Screen):
         ),
         Binding("x", "export", "Export", id="home.export", tooltip="Export the run's selection"),
         Binding("c", "compare", "Compare", id="home.compare", tooltip="Compare selections"),
-        Binding("r", "refresh", "Refresh", id="home.refresh", tooltip="Reread datasets and runs"),
+        Binding(
+            "r",
+            "refresh",
+            "Refresh",
+            show=False,
+            id="home.refresh",
+            tooltip="Reread datasets and runs now (they follow the disk every second anyway)",
+        ),
         Binding("q", "app.quit", "Quit", id="app.quit"),
     ]
-
-    @dataclass
-    class Listed(Message):
-        datasets: list[DatasetRow]
-        runs: list[RunRow]
-
-        def can_replace(self, message: Message) -> bool:
-            return isinstance(message, HomeScreen.Listed)
+    WORK_LABELS = {"home-resume": "resume"}
 
     def __init__(self) -> None:
         super().__init__()
@@ -73,32 +71,36 @@ class HomeScreen(Screen):
         with Vertical(id="home"):
             yield Label(f"Workspace {self.app.workspace.root}", id="home-title")
             yield Label("Datasets", classes="section")
-            yield DataTable(id="datasets", cursor_type="row", zebra_stripes=True)
+            yield RowTable(id="datasets", zebra_stripes=True)
             yield Label("Runs", classes="section")
-            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+            yield RowTable(id="runs", zebra_stripes=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#datasets", DataTable).add_columns(
             "id", "name", "format", "samples", "flagged", "flags"
         )
+        # "selected" before "progress": at 80 columns the count stays visible, a long stage is cut
         self.query_one("#runs", DataTable).add_columns(
-            "run", "method", "dataset", "status", "progress", "selected"
+            "run", "method", "dataset", "status", "selected", "progress"
         )
         self.query_one("#runs", DataTable).focus()
-        self.action_refresh()
-        self.set_interval(REFRESH_S, self.action_refresh)
+        self.show(self.app.state)
 
-    @work(thread=True, exclusive=True, group="home-list", exit_on_error=False)
     def action_refresh(self) -> None:
-        self.post_message(
-            self.Listed(list_datasets(self.app.workspace), list_runs(self.app.workspace))
-        )
+        self.app.poll_workspace(force=True)
 
-    def on_home_screen_listed(self, message: Listed) -> None:
+    def on_workspace_changed(self, message: WorkspaceChanged) -> None:
+        self.show(message.state)
+
+    def on_screen_resume(self) -> None:
+        self.show(self.app.state)
+
+    def show(self, state: WorkspaceState) -> None:
+        """Redraw both tables from the app's latest look at the workspace (polled every second)."""
         datasets = self.query_one("#datasets", DataTable)
         datasets.clear()
-        for d in message.datasets:
+        for d in state.datasets:
             flags = ", ".join(f"{k} {v}" for k, v in sorted(d.flags.items()))
             datasets.add_row(
                 d.dataset_id,
@@ -112,14 +114,14 @@ class HomeScreen(Screen):
         table = self.query_one("#runs", DataTable)
         keep = table.cursor_row
         table.clear()
-        self.runs = message.runs
-        for r in message.runs:
+        self.runs = state.runs
+        for r in state.runs:
             selected = "" if r.selected is None else str(r.selected)
             table.add_row(
-                r.run_id, r.method, r.dataset, r.status, r.progress, selected, key=r.run_id
+                r.run_id, r.method, r.dataset, r.status, selected, r.progress, key=r.run_id
             )
-        if message.runs:
-            table.move_cursor(row=min(keep, len(message.runs) - 1))
+        if state.runs:
+            table.move_cursor(row=min(keep, len(state.runs) - 1))
 
     @property
     def selected_run(self) -> RunRow | None:
@@ -160,13 +162,8 @@ class HomeScreen(Screen):
     def resume(self, run_id: str) -> None:
         """Relaunch the run folder detached (finished shards are kept), then watch it."""
         from selection.jobs import launch
-        from store.errors import ThresherError
 
-        try:
-            launched = launch(self.app.catalog, self.app.workspace.run_dir(run_id), detach=True)
-        except ThresherError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
-            return
+        launched = launch(self.app.catalog, self.app.workspace.run_dir(run_id), detach=True)
         self.app.call_from_thread(self.notify, f"{run_id}: {launched.status}")
         if launched.status != "done":
             self.app.call_from_thread(self.app.open_monitor, run_id)

@@ -14,12 +14,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Footer, Label, Log, Static
+from textual.widgets import Label, Log, Static
 from textual.worker import get_current_worker
 
 from store.runs import resolve_run_dir
 from tui.data.progress import ProgressFollower, RunSnapshot
 from tui.screens.base import ThresherScreen, describe
+from tui.widgets.tables import KeyFooter
 
 POLL_S = 0.5
 SPARK = "▁▂▃▄▅▆▇█"
@@ -115,7 +116,7 @@ class MonitorScreen(ThresherScreen):
         yield Static("", id="stages")
         yield Static("", id="gpus")
         yield Log(id="log", max_lines=500)
-        yield Footer()
+        yield KeyFooter()
 
     def on_screen_resume(self) -> None:
         self.follow()  # (re)start following; the follower re-reads from the start, which is cheap

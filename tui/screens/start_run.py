@@ -4,24 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from store.errors import ThresherError
 from tui.data.start import Field, build_config, config_fields, method_names, ray_options
 from tui.data.workspace_view import list_datasets
+from tui.screens.base import ThresherScreen, describe
+from tui.widgets.tables import KeyFooter
 
 
 def _input_id(field_name: str) -> str:
     return "param-" + field_name.replace(".", "--")  # widget ids cannot hold dots
 
 
-class StartRunScreen(Screen):
+class StartRunScreen(ThresherScreen):
     HELP = (
         "## Start a run\n\nPick the method and dataset, adjust the main parameters (blank = None "
         "where allowed) and press **ctrl+r**. Detached runs keep going after the app closes; the "
@@ -31,6 +33,7 @@ class StartRunScreen(Screen):
         Binding("escape", "app.pop_screen", "Back", id="start.back"),
         Binding("ctrl+r", "start", "Start", id="start.run", tooltip="Create and launch the run"),
     ]
+    WORK_LABELS = {"start-load": "listing methods and datasets", "start-run": "starting the run"}
 
     @dataclass
     class Loaded(Message):
@@ -39,8 +42,7 @@ class StartRunScreen(Screen):
 
     @dataclass
     class Started(Message):
-        run_id: str | None
-        error: str | None
+        run_id: str
 
     def __init__(self) -> None:
         super().__init__()
@@ -69,7 +71,7 @@ class StartRunScreen(Screen):
             yield VerticalScroll(id="params")
             yield Button("Start (ctrl+r)", id="start", variant="primary")
             yield Static("", id="start-result")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.load()
@@ -140,22 +142,20 @@ class StartRunScreen(Screen):
     ) -> None:
         from selection.jobs import start_run
 
-        try:
-            config = build_config(method, values)
-            options = ray_options(*ray)
-            launched = start_run(
-                self.app.catalog, method, dataset, config, detach=detach, name=name, ray=options
-            )
-        except ThresherError as exc:
-            self.post_message(self.Started(None, str(exc)))
-        else:
-            self.post_message(self.Started(launched.run_id, None))
+        config = build_config(method, values)  # any error: worker_failed says it on the form
+        options = ray_options(*ray)
+        launched = start_run(
+            self.app.catalog, method, dataset, config, detach=detach, name=name, ray=options
+        )
+        self.post_message(self.Started(launched.run_id))
+
+    def worker_failed(self, group: str, error: BaseException | None) -> None:
+        if group == "start-run":
+            box = self.query_one("#start-result", Static)
+            box.update(Text.assemble(("not started: ", "bold"), describe(error)))
 
     def on_start_run_screen_started(self, message: Started) -> None:
         box = self.query_one("#start-result", Static)
-        if message.error:
-            box.update(f"[b]not started:[/b] {message.error}")
-            return
         box.update(f"started {message.run_id}")
         self.app.pop_screen()
         self.app.open_monitor(message.run_id)

@@ -15,10 +15,11 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tui.data.run_view import RunView, SampleRow
+from tui.data.run_view import RunView, SampleRow, spelled
 
 PAGE = 100
 CACHE_PAGES = 64
+ID_WIDTH = (6, 16)  # the id column fits the run's longest source id within these bounds
 
 
 def _fmt_score(value: object) -> str:
@@ -30,11 +31,12 @@ def _fmt_score(value: object) -> str:
 
 
 def decision_marks(row: SampleRow) -> tuple[str, str, str]:
-    """(algorithm, override, effective) as letters, readable without colour."""
+    """(algorithm, your override, effective) as words (`spelled`: UPPER CASE = yours)."""
+    yours = row.override is not None
     return (
-        "keep" if row.algo else "drop",
-        {"keep": "KEEP", "drop": "DROP"}.get(row.override or "", ""),
-        "keep" if row.effective else "drop",
+        spelled(row.algo, False),
+        spelled(row.override == "keep", True) if yours else "",
+        spelled(row.effective, yours),
     )
 
 
@@ -45,8 +47,9 @@ class SampleTable(ScrollView, can_focus=True):
         "## Samples\n\nOne line per sample of the current filter and sort.\n\n"
         "- **up/down, PgUp/PgDn, Home/End**: move\n- **space**: mark / unmark (k/d/u then act on all marked)\n"
         "- **k / d / u**: keep / drop / clear the override (the decision log records it at once)\n"
-        "- **enter**: sample detail\n\nColumns: algo = the method's choice, override = yours, "
-        "eff = what an export will contain."
+        "- **enter**: sample detail\n\nColumns: id = the sample's id in your source file, "
+        "algo = the method's choice, yours = your override, eff = what an export will contain; "
+        "UPPER CASE marks your decisions."
     )
     COMPONENT_CLASSES = {
         "sample-table--cursor",
@@ -91,7 +94,7 @@ class SampleTable(ScrollView, can_focus=True):
         self._pages: OrderedDict[int, list[SampleRow]] = OrderedDict()
         self.last_render = 0.0  # perf_counter of the last drawn line (the benchmark reads it)
         self.pages_fetched = 0
-        self._columns_cache: tuple[tuple[int, int], list[tuple[str, int]]] | None = None
+        self._columns_cache: tuple[tuple[int, int, int], list[tuple[str, int]]] | None = None
         self.reset()
 
     # ---------------------------------------------------------------- data
@@ -134,27 +137,32 @@ class SampleTable(ScrollView, can_focus=True):
 
     # ---------------------------------------------------------------- drawing
 
+    @property
+    def id_width(self) -> int:
+        return min(max(self.view.id_length + 1, ID_WIDTH[0]), ID_WIDTH[1])
+
     def visible_scores(self, width: int) -> int:
         """How many score columns fit while leaving the text columns at least 24 cells (80x24 terminals)."""
         n = len(self.view.scores)
-        while n > 1 and width - (25 + 8 * n) < 24:
+        while n > 0 and width - (18 + self.id_width + 8 * n) < 24:
             n -= 1
         return n
 
     def columns(self, width: int) -> list[tuple[str, int]]:
+        key = (width, len(self.view.scores), self.id_width)
         cached = self._columns_cache
-        if cached is not None and cached[0] == (width, len(self.view.scores)):
+        if cached is not None and cached[0] == key:
             return cached[1]
         cols = self._columns(width)
-        self._columns_cache = ((width, len(self.view.scores)), cols)
+        self._columns_cache = (key, cols)
         return cols
 
     def _columns(self, width: int) -> list[tuple[str, int]]:
         n_scores = self.visible_scores(width)
-        fixed = 2 + 8 + 5 + 5 + 5 + 8 * n_scores
+        fixed = 2 + self.id_width + 5 + 6 + 5 + 8 * n_scores
         rest = max(width - fixed, 12)
         answer_w = max(rest // 3, 6)
-        cols = [("", 2), ("id", 8), ("algo", 5), ("ovr", 5), ("eff", 5)]
+        cols = [("", 2), ("id", self.id_width), ("algo", 5), ("yours", 6), ("eff", 5)]
         cols += [(s[:7], 8) for s in self.view.scores[:n_scores]]
         cols += [("question", rest - answer_w), ("answer", answer_w)]
         return cols
@@ -176,7 +184,7 @@ class SampleTable(ScrollView, can_focus=True):
             self.columns(width),
             [
                 "*" if row.rid in self.marked else "",
-                str(row.sample_id & 0xFFFFFFFF),
+                row.orig_id,
                 *marks,
                 *(_fmt_score(s) for s in row.scores[:n_scores]),
                 row.question.replace("\n", " "),
@@ -197,7 +205,7 @@ class SampleTable(ScrollView, can_focus=True):
         eff_style = self.get_component_rich_style(
             "sample-table--keep" if row.effective else "sample-table--drop"
         )
-        eff_start = 2 + 8 + 5 + 5
+        eff_start = 2 + self.id_width + 5 + 6
         segments = [
             Segment(text[:eff_start], style),
             Segment(text[eff_start : eff_start + 5], style + Style(bold=True) + eff_style),
@@ -205,8 +213,19 @@ class SampleTable(ScrollView, can_focus=True):
         ]
         return Strip(segments).adjust_cell_length(width, base)
 
+    @dataclass
+    class HeaderChanged(Message):
+        """The column layout changed (width, the id column's width): the screen redraws the header."""
+
+        text: str
+
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, self.view.n_rows)
+        self.post_header()
+
+    def post_header(self) -> None:
+        if self.size.width:
+            self.post_message(self.HeaderChanged(self.header_text(self.size.width)))
 
     # ---------------------------------------------------------------- keys
 

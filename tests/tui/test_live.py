@@ -1,0 +1,166 @@
+"""Live data: decisions and runs written by another process reach Home and the browser within a poll;
+counts are effective (the algorithm's choice with every override) everywhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.tui.helpers import decision_rows, settle, wait_for
+from tui.screens.browser import BrowserScreen
+from tui.screens.home import HomeScreen
+from tui.widgets.dialogs import ConfirmScreen
+from tui.widgets.sample_table import SampleTable
+
+BASE = 1 << 32
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.anyio
+
+
+def decide_elsewhere(root: Path, run_id: str, ids: list[int], action: str) -> None:
+    """A second process (the CLI's way in) appends to the decision log while the app runs."""
+    code = (
+        "import sys; from store.catalog import Catalog; from store.workspace import Workspace; "
+        "from store.decisions import record; "
+        f"record(Catalog(Workspace.resolve(sys.argv[1])), {run_id!r}, {ids!r}, {action!r}, author='other')"
+    )
+    subprocess.run([sys.executable, "-c", code, str(root)], check=True, cwd=REPO)
+
+
+def home_selected(app, run_id: str) -> int | None:
+    return next(r.selected for r in app.state.runs if r.run_id == run_id)
+
+
+async def test_decisions_from_another_process_reach_home_and_the_browser(app, runs_ws, catalog):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, HomeScreen)
+        assert home_selected(app, "ofa-1") == 12
+        app.open_browser("ofa-1")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, BrowserScreen) and screen.totals[1] == 12
+        # rows 0 and 1 are algorithm drops: another process keeps them
+        decide_elsewhere(runs_ws.root, "ofa-1", [BASE + 0, BASE + 1], "keep")
+        written = time.monotonic()
+        await wait_for(pilot, lambda: screen.totals and screen.totals[1] == 14, timeout=10,
+                       what="the browser header to count the other process's keeps")  # fmt: skip
+        latency = time.monotonic() - written
+        table = screen.query_one(SampleTable)
+        assert table.row_at(0).override == "keep" and table.row_at(1).effective
+        assert "kept 14 · overrides 2" in str(screen.query_one("#run-header").render())
+        await pilot.press("escape")
+        await settle(pilot)
+        await wait_for(pilot, lambda: home_selected(app, "ofa-1") == 14, what="Home's count")
+    # the poll is once a second; allow for a loaded 2-core machine, but not for "never"
+    assert latency < 5.0, latency
+
+
+async def test_home_counts_are_effective_and_match_an_export(app, runs_ws, catalog):
+    from store.export import export
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_browser("ofa-1")
+        await settle(pilot)
+        await pilot.press("down", "d")  # row 1 is an algorithm drop: no change
+        await pilot.press("home", "k")  # row 0: keep
+        await settle(pilot)
+        app.writer.flush()
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: home_selected(app, "ofa-1") == 13, what="Home's count")
+        table = app.screen.query_one("#runs")
+        row = table.get_row("ofa-1")
+        assert "13" in [str(c) for c in row]
+    result = export(catalog, dataset="demo", run_id="ofa-1", selection=None, fmt="ids",
+                    out_path=str(runs_ws.exports_dir / "ofa.txt"))  # fmt: skip
+    assert result.n_selected == 13
+
+
+async def test_group_undo_clears_a_dropped_cluster_in_one_step(app, catalog):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_browser("ofa-1")
+        await settle(pilot)
+        screen = app.screen
+        screen.query_one("#groups").focus()
+        await pilot.press("down", "down", "D")  # cluster 1: drop all 15
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert next(g for g in screen.groups if g.key.value == 1).kept == 0
+        await pilot.press("U")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        question = str(app.screen.query_one("#confirm-question").render())
+        assert "Clear your 15 decisions in cluster=1?" in question
+        await pilot.press("y")
+        await settle(pilot)
+        app.writer.flush()
+        cluster1 = next(g for g in screen.groups if g.key.value == 1)
+        assert cluster1.kept == cluster1.algo_kept == 3 and cluster1.overrides == 0
+        log = decision_rows(catalog, "ofa-1")
+        assert [r[1] for r in log] == ["drop"] * 15 + ["clear"] * 15
+        assert {r[2] for r in log[15:]} == {"group:cluster=1"}
+
+
+async def test_group_list_shows_the_grouping_and_end_goes_to_the_last_row(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_browser("clipper-1")
+        await settle(pilot)
+        screen = app.screen
+        groups = screen.query_one("#groups")
+        titles = [str(c.label) for c in groups.columns.values()]
+        assert titles[0] == "Subset tau=1"
+        assert "by Subset tau=1" in str(screen.query_one("#run-header").render())
+        await pilot.press("v")
+        await settle(pilot)
+        assert str(next(iter(groups.columns.values())).label) == "Subset tau=2"
+        assert "by Subset tau=2" in str(screen.query_one("#run-header").render())
+        groups.focus()
+        await pilot.press("end")
+        await settle(pilot)
+        assert groups.cursor_row == groups.row_count - 1 and groups.scroll_x == 0
+
+
+async def test_sample_keys_on_the_group_list_say_where_they_work(app, catalog):
+    """k/d/u with the group list focused used to do nothing, silently, until Tab."""
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.open_browser("ofa-1")
+        await settle(pilot)
+        screen = app.screen
+        screen.query_one("#groups").focus()
+        await pilot.press("d")
+        await settle(pilot)
+        assert app.focused is screen.query_one(SampleTable)
+        assert any("k / d / u decide the sample" in n.message for n in app._notifications)
+        app.writer.flush()
+        assert decision_rows(catalog, "ofa-1") == []  # a hint, not a decision
+        await pilot.press("d")  # now it decides
+        await settle(pilot)
+        app.writer.flush()
+        assert decision_rows(catalog, "ofa-1") == [(BASE + 0, "drop", "sample")]
+
+
+async def test_the_palette_offers_group_undo_from_a_cached_run_list(app, monkeypatch):
+    from tui.app import ThresherCommands
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_browser("ofa-1")
+        await settle(pilot)
+
+        def no_disk(*args, **kwargs):
+            raise AssertionError("the palette read the run folders")
+
+        monkeypatch.setattr("store.runs.list_runs", no_disk)
+        monkeypatch.setattr("tui.data.workspace_view.run_files.list_runs", no_disk)
+        names = [c[0] for c in ThresherCommands(app.screen).commands()]
+        assert "group: undo my decisions in all samples" in names
+        assert {"browse: ofa-1", "export: clipper-1", "monitor: ofa-1"} <= set(names)
