@@ -76,11 +76,11 @@ def test_stale_wal_after_a_kill_is_checkpointed_once_and_announced(catalog, smal
     proc = run_cli(ws.root, "ingest", str(small_json), fault="kill:catalog.committed")
     assert proc.returncode == -9, proc.stderr  # killed after COMMIT, before any checkpoint
     assert wal_bytes(ws.catalog_path) > 0
-    first = run_cli(ws.root, "datasets")
+    first = cli_inproc(ws.root, "datasets")
     assert first.returncode == 0 and "small" in first.stdout  # the commit survived the kill
     assert "note:" in first.stderr and "write-ahead log" in first.stderr, first.stderr
     assert wal_bytes(ws.catalog_path) == 0
-    again = run_cli(ws.root, "datasets")
+    again = cli_inproc(ws.root, "datasets")
     assert again.returncode == 0 and "write-ahead" not in again.stderr
 
 

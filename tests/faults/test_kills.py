@@ -32,7 +32,7 @@ def test_killed_export_leaves_nothing_visible_and_the_next_export_cleans_up(
     assert killed.returncode == -9
     left = _visible_and_hidden(out.parent)
     assert not out.exists() and any(".tmp-" in name for name in left), left
-    again = run_cli(ingested.root, *args)
+    again = cli_inproc(ingested.root, *args)
     assert again.returncode == 0, again.stderr
     assert "removed" in again.stderr and "temp file" in again.stderr, again.stderr
     assert _visible_and_hidden(out.parent) == ["small.json", "small.json.meta.json"]
