@@ -62,6 +62,7 @@ class DatasetView:
         self.catalog = catalog
         self.record = get_dataset(catalog, name)
         self.dataset_id = self.record.dataset_id
+        self._fixed: tuple[int, dict[str, int], dict[str, int], dict[str, int]] | None = None
 
     def _where(self, f: Filters) -> tuple[str, list[Any]]:
         where, params = ["dataset_id = ?"], [self.dataset_id]
@@ -88,28 +89,37 @@ class DatasetView:
         return " AND ".join(where), params
 
     def counts(self, f: Filters) -> Counts:
+        """How many samples match `f`; per flag, task and source over the whole dataset (computed
+        once: the samples do not change under a view), per tag as of now."""
         where, params = self._where(f)
         with self.catalog.connect() as con:
+            if self._fixed is None:
 
-            def grouped(expr: str) -> dict[str, int]:
-                rows = con.execute(
-                    f"SELECT {expr} AS k, count(*) FROM samples WHERE dataset_id = ? "
-                    "GROUP BY 1 ORDER BY 2 DESC, 1",
-                    [self.dataset_id],
-                ).fetchall()
-                return {str(k): int(n) for k, n in rows if k is not None}
+                def grouped(expr: str) -> dict[str, int]:
+                    rows = con.execute(
+                        f"SELECT {expr} AS k, count(*) FROM samples WHERE dataset_id = ? "
+                        "GROUP BY 1 ORDER BY 2 DESC, 1",
+                        [self.dataset_id],
+                    ).fetchall()
+                    return {str(k): int(n) for k, n in rows if k is not None}
 
+                total = con.execute(
+                    "SELECT count(*) FROM samples WHERE dataset_id = ?", [self.dataset_id]
+                ).fetchone()
+                self._fixed = (
+                    int(total[0]) if total else 0,
+                    grouped("unnest(flags)"),
+                    grouped("coalesce(task, '(none)')"),
+                    grouped(SOURCE_SQL),
+                )
             matching = con.execute(f"SELECT count(*) FROM samples WHERE {where}", params).fetchone()
-            total = con.execute(
-                "SELECT count(*) FROM samples WHERE dataset_id = ?", [self.dataset_id]
-            ).fetchone()
-            flags = grouped("unnest(flags)")
+            n_total, flags, tasks, sources = self._fixed
             return Counts(
-                total=int(total[0]) if total else 0,
+                total=n_total,
                 matching=int(matching[0]) if matching else 0,
                 flags=flags,
-                tasks=grouped("coalesce(task, '(none)')"),
-                sources=grouped(SOURCE_SQL),
+                tasks=tasks,
+                sources=sources,
                 tags=tag_log.tag_counts(con, self.dataset_id),
             )
 
