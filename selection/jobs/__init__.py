@@ -1,7 +1,7 @@
 """The job runner: stages split work into shards; runs resume, report progress and can be detached."""
 
 from selection.jobs.context import RunContext
-from selection.jobs.launch import Launched, launch, start_run
+from selection.jobs.launcher import Launched, launch, start_run
 from selection.jobs.ray_exec import RayOptions
 from selection.jobs.registry import MethodSpec, get_method, methods, register_method
 from selection.jobs.runner import (

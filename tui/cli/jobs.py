@@ -23,7 +23,7 @@ from store.workspace import Workspace
 from tui.cli.output import json_option, plain, print_json
 
 if TYPE_CHECKING:
-    from selection.jobs.launch import Launched
+    from selection.jobs.launcher import Launched
 
 
 def job_options(fn: Callable[..., Any]) -> Callable[..., Any]:
