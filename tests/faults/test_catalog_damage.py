@@ -129,3 +129,15 @@ def test_replay_note_only_when_no_other_process_holds_the_file(catalog, tmp_path
         holder.stdin.close()
         holder.wait(timeout=30)
     assert not _held_elsewhere(catalog.path)
+
+
+def test_debug_adds_the_traceback_before_the_one_line(catalog, monkeypatch):
+    catalog.path.write_bytes(b"garbage" * 1000)
+    plain = cli_inproc(catalog.workspace.root, "datasets")
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    debug = cli_inproc(catalog.workspace.root, "--debug", "datasets")
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+    assert debug.stderr.strip().splitlines()[-1] == plain.stderr.strip()
+    assert "Traceback" not in cli_inproc(catalog.workspace.root, "datasets").stderr  # not sticky
+    monkeypatch.setenv("THRESHER_DEBUG", "1")
+    assert "Traceback" in cli_inproc(catalog.workspace.root, "datasets").stderr
