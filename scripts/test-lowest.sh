@@ -3,8 +3,9 @@
 # (uv's lowest-direct resolution) into a separate venv and run a smoke subset of the tests there.
 #
 # torch/torchvision are not re-resolved: the lowest torch is a multi-GB download, so the venv
-# borrows the torch pair (and the test tools) of the dev venv through a .pth file placed after its
-# own site-packages: everything pyproject.toml names resolves to its lowest version first.
+# borrows the dev venv's torch pair (and its CUDA wheels) through a .pth file placed after its own
+# site-packages. Everything else, pyproject.toml's direct dependencies at their lowest, is its own;
+# optional packages (faiss, Ray, vLLM) are absent, so their tests skip.
 set -euo pipefail
 DEV=${DEV:-.venv}
 LOW=${LOW:-.venv-lowest}
@@ -25,9 +26,17 @@ printf '%s\n' "$torch_pin" >"$LOW/req/constraints.txt"
 grep -v -E '^(torch|torchvision|triton|nvidia-|cuda-)' "$LOW/req/lowest.txt" >"$LOW/req/install.txt"
 "${UV[@]}" pip install -q --python "$LOW/bin/python" --no-deps -r "$LOW/req/install.txt"
 "${UV[@]}" pip install -q --python "$LOW/bin/python" --no-deps -e .
+"${UV[@]}" pip install -q --python "$LOW/bin/python" pytest pytest-timeout
+# Borrow only torch, torchvision and their CUDA/triton wheels from $DEV (symlinks in one folder
+# on sys.path after the venv's own site-packages), so nothing else of $DEV leaks in.
 dev_site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 low_site=$("$LOW/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-echo "$dev_site" >"$low_site/zz-borrow-dev-venv.pth"
+mkdir -p "$LOW/borrowed"
+for entry in "$dev_site"/torch "$dev_site"/torch-* "$dev_site"/torchvision* "$dev_site"/triton* \
+    "$dev_site"/nvidia* "$dev_site"/cuda* "$dev_site"/functorch "$dev_site"/torchgen; do
+    [ -e "$entry" ] && ln -sfn "$entry" "$LOW/borrowed/"
+done
+echo "$(cd "$LOW/borrowed" && pwd)" >"$low_site/zz-borrowed-torch.pth"
 echo "lowest direct versions:"
 "$LOW/bin/python" - <<'PY'
 from importlib.metadata import version
