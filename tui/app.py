@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -125,6 +126,7 @@ class ThresherApp(ReportsWorkerErrors, App):
         self.state = WorkspaceState([], [], {})
         self._reader = WorkspaceReader(workspace)
         self._stamp: tuple | None = None
+        self._children: set[int] = set()  # detached jobs this app started, reaped when they end
 
     WORK_LABELS = {"workspace-poll": "reading the workspace"}
 
@@ -137,9 +139,24 @@ class ThresherApp(ReportsWorkerErrors, App):
 
     # ---------------------------------------------------------------- live workspace
 
+    def adopt(self, pid: int | None) -> None:
+        """A detached job this process started: reap it when it ends (no zombie until quit)."""
+        if pid:
+            self._children.add(pid)
+
+    def _reap(self) -> None:
+        for pid in list(self._children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # not ours any more (reaped elsewhere)
+                done = pid
+            if done:
+                self._children.discard(pid)
+
     @work(thread=True, exclusive=True, group="workspace-poll", exit_on_error=False)
     def poll_workspace(self, force: bool = False) -> None:
         """Stat the workspace's files; read it again only when one changed (or `force`)."""
+        self._reap()
         stamp = workspace_stamp(self.workspace)
         if stamp == self._stamp and not force:
             return

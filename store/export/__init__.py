@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from store.export.formats import FORMATS
-from store.export.manifest import ExportResult, export
+from store.export.manifest import ExportResult, default_export_path, export
 
-__all__ = ["FORMATS", "ExportResult", "export"]
+__all__ = ["FORMATS", "ExportResult", "default_export_path", "export"]

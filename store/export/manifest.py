@@ -194,6 +194,14 @@ def _default_name(dataset: str, run_id: str | None, selection: str | None, fmt: 
     return "-".join(p.replace("/", "_").replace(" ", "_") for p in parts)
 
 
+def default_export_path(
+    workspace: Any, dataset: str, run_id: str | None, selection: str | None, fmt: str
+) -> Path:
+    """Where an export goes when no path is given: the CLI's default and the TUI's prefilled one."""
+    form = FORMATS[fmt]
+    return workspace.exports_dir / (_default_name(dataset, run_id, selection, fmt) + form.ext)
+
+
 @dataclass(frozen=True)
 class _Dataset:
     dataset_id: int

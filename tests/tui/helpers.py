@@ -26,6 +26,17 @@ async def wait_for(pilot, condition, timeout: float = 10.0, what: str = "conditi
     await pilot.pause()  # let the change that satisfied the condition be laid out and drawn
 
 
+async def open_browser(app, pilot, run_id: str = "ofa-1"):
+    """Home -> the run's browser, its first load done; returns the browser screen."""
+    from tui.screens.browser import BrowserScreen
+
+    await settle(pilot)
+    app.open_browser(run_id)
+    await settle(pilot)
+    assert isinstance(app.screen, BrowserScreen)
+    return app.screen
+
+
 def decision_rows(catalog, run_id: str) -> list[tuple]:
     with catalog.connect() as con:
         return con.execute(

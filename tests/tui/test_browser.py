@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tui.helpers import decision_rows, settle
+from tests.tui.helpers import decision_rows, open_browser, settle
 from tui.data.run_view import GroupKey
 from tui.screens.browser import BrowserScreen
 from tui.widgets.dialogs import ConfirmScreen
@@ -12,14 +12,6 @@ from tui.widgets.sample_table import SampleTable
 
 BASE = 1 << 32
 pytestmark = pytest.mark.anyio
-
-
-async def open_browser(app, pilot, run_id="ofa-1"):
-    await settle(pilot)
-    app.open_browser(run_id)
-    await settle(pilot)
-    assert isinstance(app.screen, BrowserScreen)
-    return app.screen
 
 
 def group_row(screen, value):

@@ -28,7 +28,8 @@ async def test_export_from_the_tui_writes_the_file_with_overrides(app, runs_ws):
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ExportScreen)
-        out = runs_ws.exports_dir / "ofa-1-default.json"
+        # the name `thresher export --run ofa-1` picks (it differed: ofa-1-default.json)
+        out = runs_ws.exports_dir / "demo-ofa-1-default-llava.json"
         assert screen.query_one("#path").value == str(out)
         await pilot.press("ctrl+e")
         await wait_for(pilot, lambda: screen.result is not None or "failed" in widget_text(

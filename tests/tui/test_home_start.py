@@ -51,10 +51,21 @@ async def test_start_a_detached_run_from_the_form_then_monitor_and_browse(worksp
                        timeout=60, what="the detached job to finish")  # fmt: skip
         assert [s.stage for s in monitor.snapshot.stages][:1] == ["score"]
         assert all(s.finished for s in monitor.snapshot.stages)
+        # the finished job is reaped by the app, not left a zombie until it quits
+        pid = int((workspace.runs_dir / "from-tui" / "job.pid").read_text())
+        await wait_for(pilot, lambda: not is_zombie(pid), timeout=10, what="the job to be reaped")
         await pilot.press("b")
         await settle(pilot)
         assert isinstance(app.screen, BrowserScreen)
         assert app.screen.view.n_rows == 20
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return False
 
 
 async def test_f1_help_palette_and_no_color(app, monkeypatch):
@@ -202,3 +213,24 @@ async def test_a_start_that_raises_anything_says_so_on_the_form(workspace, catal
         await pilot.press("escape")  # the form is still a working screen
         await settle(pilot)
         assert isinstance(app.screen, HomeScreen)
+
+
+async def test_model_fields_complete_from_the_cached_models(workspace, catalog, monkeypatch):
+    from selection.models import resolve
+    from tests.helpers.jobs import make_dataset
+    from tui.app import ThresherApp
+
+    cached = [resolve.CachedModel("open_clip", "hf-hub:timm/ViT-B-16-SigLIP", 1, "/x")]
+    monkeypatch.setattr(resolve, "cached_models", lambda: cached)
+    make_dataset(catalog, "toy", n=4)
+    app = ThresherApp(workspace, image_mode="none")
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await _open_form(app, pilot, "ofa", "toy")
+        encoder = form.query_one("#param-encode--encoder")
+        encoder.value = ""
+        encoder.focus()
+        await pilot.press(*"hf-hub:timm/v")
+        await settle(pilot)
+        await pilot.press("right")  # accepts the suggestion, as in any Textual Input
+        await settle(pilot)
+        assert encoder.value == "hf-hub:timm/ViT-B-16-SigLIP"

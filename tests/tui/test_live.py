@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui.helpers import decision_rows, settle, wait_for
+from tests.tui.helpers import decision_rows, open_browser, settle, wait_for
 from tui.screens.browser import BrowserScreen
 from tui.screens.home import HomeScreen
 from tui.widgets.dialogs import ConfirmScreen
@@ -83,10 +83,7 @@ async def test_home_counts_are_effective_and_match_an_export(app, runs_ws, catal
 
 async def test_group_undo_clears_a_dropped_cluster_in_one_step(app, catalog):
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.open_browser("ofa-1")
-        await settle(pilot)
-        screen = app.screen
+        screen = await open_browser(app, pilot, "ofa-1")
         screen.query_one("#groups").focus()
         await pilot.press("down", "down", "D")  # cluster 1: drop all 15
         await settle(pilot)
@@ -110,10 +107,7 @@ async def test_group_undo_clears_a_dropped_cluster_in_one_step(app, catalog):
 
 async def test_group_list_shows_the_grouping_and_end_goes_to_the_last_row(app):
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.open_browser("clipper-1")
-        await settle(pilot)
-        screen = app.screen
+        screen = await open_browser(app, pilot, "clipper-1")
         groups = screen.query_one("#groups")
         titles = [str(c.label) for c in groups.columns.values()]
         assert titles[0] == "Subset tau=1"
@@ -131,10 +125,7 @@ async def test_group_list_shows_the_grouping_and_end_goes_to_the_last_row(app):
 async def test_sample_keys_on_the_group_list_say_where_they_work(app, catalog):
     """k/d/u with the group list focused used to do nothing, silently, until Tab."""
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        app.open_browser("ofa-1")
-        await settle(pilot)
-        screen = app.screen
+        screen = await open_browser(app, pilot, "ofa-1")
         screen.query_one("#groups").focus()
         await pilot.press("d")
         await settle(pilot)

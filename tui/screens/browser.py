@@ -154,7 +154,10 @@ class BrowserScreen(ThresherScreen):
 
     @dataclass
     class Synced(Message):
-        """The in-memory overrides were re-read from the log (another process decided)."""
+        """The in-memory overrides were re-read from the log (another process decided), or
+        not yet (`done` False: the user's own decisions were in flight; try again shortly)."""
+
+        done: bool
 
     def __init__(self, view: RunView) -> None:
         super().__init__()
@@ -228,10 +231,14 @@ class BrowserScreen(ThresherScreen):
 
     @work(thread=True, exclusive=True, group="browser-sync", exit_on_error=False)
     def sync_overrides(self) -> None:
-        if self.view.sync_overrides(busy=lambda: self.app.writer.pending > 0):
-            self.post_message(self.Synced())
+        self.post_message(
+            self.Synced(self.view.sync_overrides(lambda: self.app.writer.pending > 0))
+        )
 
     def on_browser_screen_synced(self, message: Synced) -> None:
+        if not message.done:
+            self.set_timer(0.3, lambda: self._maybe_sync(self.app.state))
+            return
         self.query_one(SampleTable).invalidate()
         self.refresh_groups()
 

@@ -113,11 +113,13 @@ class ExportScreen(ThresherScreen):
         yield KeyFooter()
 
     def default_path(self, fmt: str, selection: str) -> str:
-        from store.export import FORMATS
+        """The same name `thresher export` picks (<dataset>-<run>-<selection>-<format>.<ext>)."""
+        from store.export import default_export_path
 
-        ext = FORMATS[fmt].ext
-        safe = selection.replace("+", "_").replace("/", "_")
-        return str(self.app.workspace.exports_dir / f"{self.view.run_id}-{safe}{ext}")
+        dataset = str(self.view.meta.get("dataset"))
+        return str(
+            default_export_path(self.app.workspace, dataset, self.view.run_id, selection, fmt)
+        )
 
     @on(Select.Changed, "#format")
     @on(Select.Changed, "#selection")
@@ -201,4 +203,5 @@ class ExportScreen(ThresherScreen):
             self.app.catalog, FinetuneConfig(manifest=manifest, model=model)
         )
         launched = launch(self.app.catalog, run_dir, detach=True)
+        self.app.adopt(launched.pid)
         self.app.call_from_thread(self.notify, f"fine-tune {launched.run_id}: {launched.status}")

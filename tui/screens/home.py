@@ -164,6 +164,7 @@ class HomeScreen(ThresherScreen):
         from selection.jobs import launch
 
         launched = launch(self.app.catalog, self.app.workspace.run_dir(run_id), detach=True)
+        self.app.adopt(launched.pid)
         self.app.call_from_thread(self.notify, f"{run_id}: {launched.status}")
         if launched.status != "done":
             self.app.call_from_thread(self.app.open_monitor, run_id)

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
+from textual.suggester import SuggestFromList
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from store.errors import ThresherError
@@ -21,6 +22,9 @@ from tui.widgets.tables import KeyFooter
 
 def _input_id(field_name: str) -> str:
     return "param-" + field_name.replace(".", "--")  # widget ids cannot hold dots
+
+
+_MODEL_FIELDS = ("model", "encoder", "judge_model")
 
 
 class StartRunScreen(ThresherScreen):
@@ -106,10 +110,19 @@ class StartRunScreen(ThresherScreen):
         rows = []
         for f in self.fields:
             value = "" if f.default is None else str(f.default)
-            rows.append(
-                Horizontal(Label(f.name), Input(value, id=_input_id(f.name)), classes="form-row")
-            )
+            # Model fields complete from what is cached on this machine (`thresher models`).
+            leaf = f.name.rsplit(".", 1)[-1]
+            suggester = self._cached_models() if leaf in _MODEL_FIELDS else None
+            field_input = Input(value, id=_input_id(f.name), suggester=suggester)
+            rows.append(Horizontal(Label(f.name), field_input, classes="form-row"))
         await params.mount_all(rows)
+
+    def _cached_models(self) -> SuggestFromList:
+        if getattr(self, "_models", None) is None:
+            from selection.models.resolve import cached_models
+
+            self._models = SuggestFromList([m.name for m in cached_models()], case_sensitive=False)
+        return self._models
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
@@ -147,6 +160,7 @@ class StartRunScreen(ThresherScreen):
         launched = start_run(
             self.app.catalog, method, dataset, config, detach=detach, name=name, ray=options
         )
+        self.app.adopt(launched.pid)
         self.post_message(self.Started(launched.run_id))
 
     def worker_failed(self, group: str, error: BaseException | None) -> None:
