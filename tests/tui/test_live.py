@@ -155,3 +155,18 @@ async def test_the_palette_offers_group_undo_from_a_cached_run_list(app, monkeyp
         names = [c[0] for c in ThresherCommands(app.screen).commands()]
         assert "group: undo my decisions in all samples" in names
         assert {"browse: ofa-1", "export: clipper-1", "monitor: ofa-1"} <= set(names)
+
+
+def test_thresher_runs_shows_the_effective_count(runs_ws, catalog):
+    """`thresher runs` said 12 (the algorithm's) after a person kept one more; the TUI said 13."""
+    from click.testing import CliRunner
+
+    from store.decisions import record
+    from tui.cli import cli
+
+    record(catalog, "ofa-1", [BASE + 0], "keep")
+    result = CliRunner().invoke(cli, ["-w", str(runs_ws.root), "runs"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.output.splitlines() if "ofa-1" in ln)
+    assert "13/60" in line
+    assert "36/60" in next(ln for ln in result.output.splitlines() if "clipper-1" in ln)

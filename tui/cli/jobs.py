@@ -221,7 +221,10 @@ class StageBars:
 
 
 def runs_table(
-    found: list[runs.RunInfo], now: float, summaries: dict[str, dict[str, Any]] | None = None
+    found: list[runs.RunInfo],
+    now: float,
+    summaries: dict[str, dict[str, Any]] | None = None,
+    effective: dict[str, int] | None = None,
 ) -> Any:
     """The `thresher runs` table; `summaries` (the catalog's, by run id) saves re-reading results."""
     from datetime import datetime, timezone
@@ -248,7 +251,9 @@ def runs_table(
             summary = (summaries or {}).get(run.run_id) or runs.result_summary(run.path, run.meta)
             default = (run.meta.get("outputs") or {}).get("default_selection")
             if default in summary.get("selected", {}):
-                selected = f"{summary['selected'][default]:,}/{summary['rows']:,}"
+                # with every override (what an export writes, what the TUI shows)
+                kept = (effective or {}).get(run.run_id, summary["selected"][default])
+                selected = f"{kept:,}/{summary['rows']:,}"
         try:
             created = datetime.fromisoformat(run.meta["created_at"]).replace(tzinfo=timezone.utc)
             age = _fmt_age(now - created.timestamp())
@@ -381,10 +386,19 @@ def runs_command(ctx: click.Context, show_all: bool, as_json: bool) -> None:
         return
     from rich.console import Console
 
+    from store import decisions
+
+    shown = found if show_all else found[:30]
     with catalog.connect() as con:
         rows = con.execute("SELECT run_id, summary FROM runs WHERE summary IS NOT NULL").fetchall()
+        decided = {r[0] for r in con.execute("SELECT DISTINCT run_id FROM decisions").fetchall()}
+        effective = {
+            r.run_id: decisions.effective_totals(con, r.path)[1]
+            for r in shown
+            if r.run_id in decided and r.state == "done" and r.has_result
+        }
     summaries = {run_id: json.loads(text) for run_id, text in rows}
-    Console().print(runs_table(found if show_all else found[:30], time.time(), summaries))
+    Console().print(runs_table(shown, time.time(), summaries, effective))
 
 
 @click.command("attach")
