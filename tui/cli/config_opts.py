@@ -69,6 +69,7 @@ def _option(spec: FieldSpec) -> Callable[[Callable[..., Any]], Any]:
     if origin is dict:
         kw.pop("show_default", None)
         kw.update(default=(), multiple=True, callback=_key_values)
+        kw["metavar"] = kw["metavar"] or "KEY=VALUE"
     elif origin is list:
         kw["callback"] = _comma_list
     elif meta.get("choices"):
