@@ -30,6 +30,10 @@ def config_options(
     `encode.batch_size`), in declaration order; `skip` names dotted fields the command handles."""
     skipped = set(skip)
     specs = [s for s in field_specs(cls) if s.cli and s.name not in skipped]
+    flags = [flag for s in specs for flag in _flags(s)]
+    clashes = sorted({f for f in flags if flags.count(f) > 1})
+    if clashes:  # two nested fields with one leaf name: give one of them a `flag=`
+        raise ValueError(f"{cls.__name__}: fields share the options {clashes}")
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
