@@ -186,3 +186,14 @@ async def test_plots_of_ofa_clipper_and_the_overlap_matrix(app):
         names, matrix = screen.overlap
         assert "full" in names and matrix.shape == (len(names), len(names))
         assert "Overlap (Jaccard)" in widget_text(screen.query_one("#plots"))
+
+
+async def test_enter_on_a_home_dataset_opens_the_dataset_view(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await wait_for(pilot, lambda: len(app.state.datasets) == 1, what="workspace poll")
+        await settle(pilot)
+        app.screen.query_one("#datasets").focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DatasetScreen) and app.screen.dataset_name == "demo"

@@ -18,7 +18,8 @@ class HomeScreen(ThresherScreen):
         "## Home\n\nDatasets of this workspace (samples, flagged) and runs (status, progress, "
         "selected: the algorithm's choice with every override, what an export writes). Both "
         "follow the disk within a second, whoever writes it. Select a run and press **enter** to "
-        "browse it (or watch it while it runs)."
+        "browse it (or watch it while it runs); **enter** on a dataset opens its samples (flags, "
+        "tags, filters)."
     )
     BINDINGS = [
         Binding(
@@ -133,6 +134,10 @@ class HomeScreen(ThresherScreen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "runs":
             self.action_open_run()
+        elif event.data_table.id == "datasets":  # the dataset view: samples, flags, tags
+            datasets = self.app.state.datasets
+            if event.cursor_row < len(datasets):
+                self.app.open_dataset(datasets[event.cursor_row].name)
 
     def action_open_run(self) -> None:
         run = self.selected_run
