@@ -31,6 +31,8 @@ def apply_config(
     enc = EncodeConfig(
         encoder=meta["encoder"],
         pretrained=pretrained or meta["pretrained"],
+        # the selector's features: selectors saved before Eq. 2 was the default are per-tower
+        normalize=meta.get("normalize", "per-tower"),
         device=device,
         batch_size=batch_size,
         workers=workers,

@@ -1,7 +1,8 @@
 """Configuration objects of the OFA methods (ofa, ofa-apply, baseline:*), saved in run.json["params"].
 
 Defaults and where they come from (docs/ofa.md has the long form):
-- paper values: CLIP ViT-B/32 encoder, image || text features L2-normalised, k = 20 clusters,
+- paper values: CLIP ViT-B/32 encoder, image || text concatenated then L2-normalised (Eq. 2),
+  k = 20 clusters,
   k-means++ then Lloyd, 2-layer MLP, cross-entropy, Adam, selection ratio r = 0.15.
 - DESIGN.md: E = 3 epochs (the paper's number was lost in our copy).
 - our choices, because the paper's text lost the value: rho = 50 (percentile), lr = 1e-3
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from selection.config import Config, param
 from store.errors import ThresherError
 
+NORMALIZATIONS = ("concat", "per-tower")
+
 
 @dataclass
 class EncodeConfig(Config):
@@ -25,6 +28,13 @@ class EncodeConfig(Config):
     pretrained: str = param(
         "openai",
         "open_clip weights tag, a local checkpoint file, or 'none' (random weights, tests only).",
+    )
+    normalize: str = param(
+        "concat",
+        "How image and text features become one vector. concat: concatenate the two CLIP "
+        "embeddings, then L2-normalise (the paper's Eq. 2); per-tower: L2-normalise each tower "
+        "first, then the concatenation (each modality weighs the same; Thresher's old default).",
+        choices=NORMALIZATIONS,
     )
     device: str = param("auto", "auto, cpu, cuda or cuda:N.")
     batch_size: int = param(64, "Images per forward pass.")

@@ -1,9 +1,11 @@
 """OFA encoding: a frozen open_clip model turns (first image, first question) into one L2-normalised vector.
 
-Feature = [normalise(image) ; normalise(text)] / sqrt(2): each CLIP tower is L2-normalised
-first (so neither modality dominates by its raw norm), then the concatenation is normalised as
-the paper asks (III-B); dividing by sqrt(2) is exactly that normalisation. A side effect we use:
-the image-text cosine (CLIP score) is 2 * <image half, text half> of the stored vector.
+Feature (`normalize`, see docs/ofa.md):
+  concat (default, the paper's Eq. 2): normalise([image ; text]), the raw CLIP embeddings
+      concatenated, then L2-normalised; the modality with the larger raw norm weighs more.
+  per-tower: [normalise(image) ; normalise(text)] / sqrt(2): each tower normalised first, so
+      both weigh the same, then the concatenation (dividing by sqrt(2) is that normalisation).
+Either way the image-text cosine (CLIP score) is the cosine of the stored vector's two halves.
 Multi-image samples use their first image. Samples flagged missing/corrupt, without an image,
 or whose first image fails to decode get a zero vector and are reported as excluded.
 """
@@ -41,6 +43,7 @@ class Encoder:
     dim: int  # concatenated feature width (2 x the CLIP embedding width)
     name: str
     pretrained: str
+    normalize: str = "concat"  # EncodeConfig.normalize
 
 
 def resolve_device(device: str) -> str:
@@ -121,6 +124,7 @@ def load_encoder(cfg: EncodeConfig) -> Encoder:
         dim=2 * width,
         name=cfg.encoder,
         pretrained=cfg.pretrained,
+        normalize=cfg.normalize,
     )
 
 
@@ -179,7 +183,6 @@ def encode_rows(
             return exc
 
     on_gpu = enc.device.startswith("cuda")
-    scale = 1.0 / math.sqrt(2.0)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {}
         ahead = 0
@@ -215,14 +218,23 @@ def encode_rows(
                 ):
                     fi = enc.model.encode_image(pix).float()
                     ft = enc.model.encode_text(tok).float()
-                fi = torch.nn.functional.normalize(fi, dim=-1)
-                ft = torch.nn.functional.normalize(ft, dim=-1)
-                feat = torch.cat([fi, ft], dim=1) * scale
+                feat = combine(fi, ft, enc.normalize)
                 out[ok_rows] = feat.cpu().numpy().astype(np.float16)
             done += len(rows)
             if on_batch is not None:
                 on_batch(done)
     return out, reasons
+
+
+def combine(fi: Any, ft: Any, normalize: str) -> Any:
+    """One feature per row from image and text embeddings (torch tensors), as `normalize` says."""
+    import torch
+
+    if normalize == "per-tower":
+        fi = torch.nn.functional.normalize(fi, dim=-1)
+        ft = torch.nn.functional.normalize(ft, dim=-1)
+        return torch.cat([fi, ft], dim=1) / math.sqrt(2.0)
+    return torch.nn.functional.normalize(torch.cat([fi, ft], dim=1), dim=-1)  # Eq. 2
 
 
 def excluded_mask(emb: np.ndarray) -> np.ndarray:
@@ -234,11 +246,14 @@ def excluded_mask(emb: np.ndarray) -> np.ndarray:
 
 
 def clip_score(emb: np.ndarray) -> np.ndarray:
-    """Image-text cosine from stored features: 2 * <image half, text half> (see the module note)."""
+    """Image-text cosine from stored features: the cosine of the image half and the text half
+    (both normalisations scale each half by a positive factor; 0 for rows not encoded)."""
     half = emb.shape[1] // 2
     out = np.empty(len(emb), dtype=np.float32)
     for s in range(0, len(emb), 65536):
         a = np.asarray(emb[s : s + 65536, :half], dtype=np.float32)
         b = np.asarray(emb[s : s + 65536, half:], dtype=np.float32)
-        out[s : s + len(a)] = 2.0 * np.einsum("ij,ij->i", a, b)
+        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        dots = np.einsum("ij,ij->i", a, b)
+        out[s : s + len(a)] = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
     return out

@@ -80,6 +80,13 @@ class EmbedStage:
                     f"--from-run {from_run}: its input rows differ from this run's "
                     "(another dataset or subset); drop --from-run to encode afresh"
                 )
+            enc = (runs.read_run_json(other).get("params") or {}).get("encode") or {}
+            mode = enc.get("normalize", "per-tower")  # runs before Eq. 2 was the default
+            if mode != self.cfg.normalize:
+                raise ThresherError(
+                    f"--from-run {from_run}: its embeddings are normalised {mode}, this run "
+                    f"asks for {self.cfg.normalize}; pass --normalize {mode} or drop --from-run"
+                )
             self._source = load_embeddings(other, len(theirs), dtype=np.float16)
         return self._source
 
@@ -217,6 +224,7 @@ class SelectorStage:
             "format": "thresher-ofa-selector/1",
             "encoder": cfg.encode.encoder,
             "pretrained": cfg.encode.pretrained,
+            "normalize": cfg.encode.normalize,
             "dim": int(x.shape[1]),
             "hidden": cfg.hidden,
             "k": cfg.k,

@@ -119,7 +119,9 @@ def ofa_group() -> None:
     default=None,
     help="Where the selector's encoder weights are now (default: the tag it was trained with).",
 )
-@config_options(OFAApplyConfig, skip=("selector", "encode.encoder", "encode.pretrained"))
+@config_options(
+    OFAApplyConfig, skip=("selector", "encode.encoder", "encode.pretrained", "encode.normalize")
+)
 @job_options
 @click.pass_obj
 def apply_command(workspace, selector, dataset, pretrained, params, detach, seed, name):  # fmt: skip
