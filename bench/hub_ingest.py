@@ -109,7 +109,7 @@ def bare(folder: Path, out: Path) -> int:
     out.mkdir(parents=True)
     n = 0
     for shard in sorted(folder.glob("*.parquet")):
-        pf = pq.ParquetFile(shard)
+        pf = pq.ParquetFile(shard, pre_buffer=False)  # as ingest reads: a row group at a time
         for batch in pf.iter_batches(batch_size=256, columns=["id", "image"]):
             ids = batch.column(0).to_pylist()
             data = batch.column(1).field("bytes").to_pylist()

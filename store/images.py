@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ class ImageStore:
         self._known: dict[str, str] = {}  # digest -> path, for repeats within this ingest
         self._dirs: set[str] = set()
         self._tag = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self._lock = threading.Lock()  # put_many may be called from several threads
         self._pool = ThreadPoolExecutor(workers) if workers > 1 else None
         self.sweep()
 
@@ -147,12 +149,13 @@ class ImageStore:
         return self.submit(blobs)()
 
     def _count(self, results: list[tuple[str, int]]) -> list[str]:
-        for _, n in results:
-            if n:
-                self.stats.written += 1
-                self.stats.bytes_written += n
-            else:
-                self.stats.reused += 1
+        with self._lock:
+            for _, n in results:
+                if n:
+                    self.stats.written += 1
+                    self.stats.bytes_written += n
+                else:
+                    self.stats.reused += 1
         return [p for p, _ in results]
 
     def close(self) -> None:

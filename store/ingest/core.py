@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from store.catalog import Catalog
 from store.errors import IngestError
 from store.images import ImageStore
-from store.ingest import fast, shards
+from store.ingest import fast, remote, shards
 from store.ingest import formats as F
 from store.ingest.finish import FLAGS, LONG_TEXT_CHARS, SAMPLE_SCHEMA, finish
 from store.ingest.images import CHECK_MODES, ImageChecker, check_bytes
@@ -68,6 +68,8 @@ class IngestReport:
     images_written: int = 0
     images_reused: int = 0
     image_bytes_written: int = 0
+    images_fetched: int = 0  # --fetch-remote: URLs downloaded into the store
+    fetch_failed: dict[str, str] = field(default_factory=dict)  # url -> why (first 20)
 
     @property
     def samples_per_s(self) -> float:
@@ -101,6 +103,7 @@ def ingest(
     dataset_key: str | None = None,
     progress: Callable[[IngestProgress], None] | None = None,
     engine: str = "auto",
+    fetch_remote: bool = False,
 ) -> IngestReport:
     """Ingest one dataset into the catalog as dataset `name` (default: the file's stem).
 
@@ -111,6 +114,9 @@ def ingest(
     Re-ingesting under the same name keeps the sample id of every orig_id seen before. The whole
     file is read and checked before the catalog is touched; a fatal problem raises IngestError
     (file, sample, line, fix) and leaves the catalog as it was.
+
+    `fetch_remote`: download images named by http(s) URLs into the image store (remote.py)
+    instead of flagging them `remote_image`.
 
     `engine`: "auto" tries DuckDB's JSON reader first (LLaVA, ms-swift, ShareGPT) and falls
     back to the Python reader; "python" skips DuckDB. The report says which one ran.
@@ -129,7 +135,9 @@ def ingest(
         path = path[0]
     plan = shards.plan(path, fmt, mapping)
     if plan is not None:
-        return _ingest_plan(catalog, plan, name, image_root, mapping, check_images, progress, t0)
+        return _ingest_plan(
+            catalog, plan, name, image_root, mapping, check_images, progress, t0, fetch_remote
+        )
     if not isinstance(path, (str, os.PathLike)):
         raise IngestError("no files to ingest: pass a data file, a folder or a glob of shards.")
     src = Path(path).expanduser()
@@ -211,7 +219,17 @@ def ingest(
         options["mapping"] = mapping
     options = {**options, "engine": used}
     return _commit(
-        catalog, norm, name, fmt, str(data_file), root, options, check_images, progress, t0
+        catalog,
+        norm,
+        name,
+        fmt,
+        str(data_file),
+        root,
+        options,
+        check_images,
+        progress,
+        t0,
+        fetch_remote=fetch_remote,
     )
 
 
@@ -227,16 +245,26 @@ def _commit(
     progress: Callable[[IngestProgress], None] | None,
     t0: float,
     known: dict[str, int] | None = None,
+    fetch_remote: bool = False,
 ) -> IngestReport:
     """Flag, id and merge the normalised rows in one transaction; the report of the ingest.
 
     `known`: image verdicts already made (embedded images checked from memory as stored)."""
     n = norm.num_rows
     used = options["engine"]
+    known = dict(known or {})
+    fetched = remote.Fetched()
+    if fetch_remote:
+        store = ImageStore(catalog.workspace.images_dir, check=_checker(check_images))
+        try:
+            fetched = remote.fetch(norm, store)
+        finally:
+            store.close()
+        known.update(store.verdicts)
     checker = ImageChecker(check_images)
-    checker.known = known or {}
+    checker.known = known
     try:
-        done = finish(norm, root, checker)
+        done = finish(norm, root, checker, fetched.paths)
     finally:
         checker.close()
     if progress:
@@ -270,7 +298,14 @@ def _commit(
         seconds=time.perf_counter() - t0,
         fingerprint=done.fingerprint,
         engine=used,
+        images_fetched=len(fetched.paths),
+        fetch_failed=dict(sorted(fetched.failed.items())[:20]),
     )
+
+
+def _checker(check_images: str) -> Callable[[bytes], int] | None:
+    """How the image store judges bytes it stores, for --check-images (None: not at all)."""
+    return None if check_images == "none" else functools.partial(check_bytes, mode=check_images)
 
 
 def _ingest_plan(
@@ -282,6 +317,7 @@ def _ingest_plan(
     check_images: str,
     progress: Callable[[IngestProgress], None] | None,
     t0: float,
+    fetch_remote: bool,
 ) -> IngestReport:
     """Hub-style sources: stream the shards, storing embedded images, then commit as usual."""
     root = _resolve_root(image_root, plan.default_root)
@@ -293,8 +329,7 @@ def _ingest_plan(
         if progress:
             progress(IngestProgress("read", done, total, rows))
 
-    check = None if check_images == "none" else functools.partial(check_bytes, mode=check_images)
-    store = ImageStore(catalog.workspace.images_dir, check=check)
+    store = ImageStore(catalog.workspace.images_dir, check=_checker(check_images))
     try:
         result = shards.read(plan, store, on_batch)
     finally:
@@ -324,6 +359,7 @@ def _ingest_plan(
         progress,
         t0,
         store.verdicts,
+        fetch_remote,
     )
     report.images_written = store.stats.written
     report.images_reused = store.stats.reused

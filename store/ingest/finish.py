@@ -109,7 +109,10 @@ def _bytes(col: pa.Array) -> memoryview:
     return memoryview(data)[int(offsets[0]) : int(offsets[-1])] if data else memoryview(b"")
 
 
-def finish(norm: pa.Table, root: str, checker: ImageChecker) -> Finished:
+def finish(
+    norm: pa.Table, root: str, checker: ImageChecker, fetched: dict[str, str] | None = None
+) -> Finished:
+    """`fetched`: image URLs downloaded into the store (remote.py) -> their stored paths."""
     n = norm.num_rows
     raw_ids = norm.column("orig_id")
     if raw_ids.null_count == 0 and pc.count_distinct(raw_ids).as_py() == n:
@@ -129,6 +132,15 @@ def finish(norm: pa.Table, root: str, checker: ImageChecker) -> Finished:
     )
     if remote.any():
         resolved = pc.if_else(pa.array(remote), flat_raw, resolved)  # a URL stays a URL
+        if fetched:  # ... unless --fetch-remote stored it: then the stored file
+            keys = pa.array(list(fetched), type=pa.string())
+            where = pc.index_in(flat_raw, value_set=keys).fill_null(-1).to_numpy()
+            got = where >= 0
+            stored = pc.take(
+                pa.array(list(fetched.values()), type=pa.string()), np.maximum(where, 0)
+            )
+            resolved = pc.if_else(pa.array(got), stored, resolved)
+            remote = remote & ~got
     # Never touch a path that escapes the root, not even with a stat.
     state = checker.check(resolved, skip=escaped | remote)
 

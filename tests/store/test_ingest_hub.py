@@ -273,3 +273,51 @@ def test_progress_counts_bytes_and_rows_and_map_renames_columns(tmp_path, catalo
     mapped = ingest(catalog, path, fmt="llava", mapping={"image": "picture"})
     assert samples(catalog, "renamed")[0]["images"] == [stored(catalog, BLUE)]
     assert mapped.flags == {}
+
+
+@pytest.fixture
+def image_server():
+    """A real HTTP server on 127.0.0.1: /red.png is an image, anything else is a 404."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            seen.append(self.path)
+            body = RED if self.path == "/red.png" else b"not found"
+            self.send_response(200 if self.path == "/red.png" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_remote_urls_are_fetched_only_when_asked(tmp_path, catalog, image_server):
+    base, seen = image_server
+    rows = [openai_row(0, f"{base}/red.png"), openai_row(1, f"{base}/gone.png")]
+    path = write_jsonl(tmp_path / "remote.jsonl", rows)
+    plain = ingest(catalog, path, name="plain")
+    assert plain.flags == {"remote_image": 2} and seen == []  # nothing requested
+    fetched = ingest(catalog, path, name="fetched", fetch_remote=True)
+    assert sorted(seen) == ["/gone.png", "/red.png"]
+    assert fetched.images_fetched == 1 and list(fetched.fetch_failed) == [f"{base}/gone.png"]
+    assert fetched.flags == {"remote_image": 1}
+    got = samples(catalog, "fetched")
+    assert got[0]["images"] == [stored(catalog, RED)] and got[0]["flags"] == []
+    assert got[0]["images_raw"] == [f"{base}/red.png"]  # as written
+    assert got[1]["images"] == [f"{base}/gone.png"] and got[1]["flags"] == ["remote_image"]
+    # A plain LLaVA file (the DuckDB fast path) is fetched the same way.
+    llava = [{"id": "a", "image": f"{base}/red.png", "conversations": [
+        {"from": "human", "value": "<image>\nColour?"}, {"from": "gpt", "value": "Red."}]}]  # fmt: skip
+    report = ingest(catalog, write_jsonl(tmp_path / "l.jsonl", llava), fetch_remote=True)
+    assert (report.engine, report.flags, report.images_fetched) == ("duckdb", {}, 1)

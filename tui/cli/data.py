@@ -120,6 +120,12 @@ def _parse_maps(values: tuple[str, ...]) -> dict[str, str]:
     "header (+ open with Pillow and read the size: truncated or non-image files); "
     "decode (+ decode every pixel: slowest, catches damaged image data).",
 )
+@click.option(
+    "--fetch-remote",
+    is_flag=True,
+    help="Download images given as http(s) URLs into the workspace's image store. Without "
+    "it they are flagged remote_image and never requested.",
+)
 @click.pass_obj
 def ingest_command(
     workspace: Workspace,
@@ -130,6 +136,7 @@ def ingest_command(
     maps: tuple[str, ...],
     dataset_key: str | None,
     check_images: str,
+    fetch_remote: bool,
 ) -> None:
     """Read a dataset into the workspace catalog: a file, a folder of shards, or a glob.
 
@@ -186,6 +193,7 @@ def ingest_command(
             check_images=check_images,
             dataset_key=dataset_key,
             progress=on_progress,
+            fetch_remote=fetch_remote,
         )
     console.print(
         f"[bold]{report.dataset}[/] ({report.format}, id {report.dataset_id}): "
@@ -195,6 +203,13 @@ def ingest_command(
     )
     console.print(f"  source {report.source_path}", highlight=False)
     console.print(f"  images relative to {report.image_root}", highlight=False)
+    if fetch_remote:
+        failed = "".join(f"\n    {url}: {why}" for url, why in report.fetch_failed.items())
+        console.print(
+            f"  fetched {report.images_fetched:,} remote images"
+            + (f"; failed (still remote_image):{failed}" if failed else ""),
+            highlight=False,
+        )
     if report.images_written or report.images_reused:
         console.print(
             f"  embedded images: {report.images_written:,} written "
@@ -211,11 +226,11 @@ def ingest_command(
                 "another folder? Ingest again with --image-root DIR.",
                 highlight=False,
             )
-        if report.flags.get("remote_image"):
+        if report.flags.get("remote_image") and not fetch_remote:
             console.print(
                 "  [yellow]note[/]: remote_image samples name their image by URL; Thresher "
-                "does not download it. Fetch the images and point the data at the files (or "
-                "embed them) to use those samples.",
+                "does not download it unless asked: ingest again with --fetch-remote (or fetch "
+                "the images yourself and point the data at the files).",
                 highlight=False,
             )
     else:
