@@ -179,9 +179,12 @@ async def test_plots_of_ofa_clipper_and_the_overlap_matrix(app):
         assert "CLIPPER subsets per tau" in text and "c(p)" in text
         await pilot.press("escape")
 
-        app.open_plots(None)
+        app.open_compare(["ofa-1", "clipper-1"])
+        await settle(pilot)
+        await pilot.press("p")  # from Compare: the same runs' overlap matrix
         await settle(pilot)
         screen = app.screen
+        assert isinstance(screen, PlotsScreen) and len(screen.views) == 2
         await wait_for(pilot, lambda: screen.overlap is not None, what="overlap")
         names, matrix = screen.overlap
         assert "full" in names and matrix.shape == (len(names), len(names))

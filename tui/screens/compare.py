@@ -70,7 +70,10 @@ class CompareScreen(ThresherScreen):
         "histograms (when a CLIPPER run has them), cluster coverage (when an OFA run is here), "
         "and fine-tune accuracies once evaluations exist."
     )
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="compare.back")]
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="compare.back"),
+        Binding("p", "plots", "Plots", id="compare.plots", tooltip="The overlap matrix, shaded"),
+    ]
     WORK_LABELS = {"compare": "compare"}
 
     @dataclass
@@ -88,6 +91,9 @@ class CompareScreen(ThresherScreen):
         with VerticalScroll(id="compare-body"):
             yield Static("computing…", id="compare-table")
         yield KeyFooter()
+
+    def action_plots(self) -> None:
+        self.app.open_plots([v.run_id for v in self.views])
 
     def on_mount(self) -> None:
         self.query_one("#compare-body").focus()
