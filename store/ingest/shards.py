@@ -64,7 +64,11 @@ def _several(path: object) -> tuple[list[Path], str, Path, str] | None:
         files = sorted((Path(p).expanduser().resolve() for p in path), key=lambda p: p.name)
         for f in files:
             if not f.is_file():
-                raise IngestError(f"{f}: no such file. Check the shard list and try again.")
+                what = "is a folder" if f.is_dir() else "no such file"
+                raise IngestError(
+                    f"{f}: {what}. Several paths are the files of one dataset; pass a folder "
+                    "of shards on its own."
+                )
         top = Path(os.path.commonpath([str(f.parent) for f in files]))
         return files, f"{top}/{{{len(files)} files}}", top, top.name
     text = os.path.expanduser(os.fspath(path))  # type: ignore[call-overload]

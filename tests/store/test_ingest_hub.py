@@ -243,6 +243,8 @@ def test_format_names_and_refusals(tmp_path, catalog):
     (tmp_path / "empty").mkdir()
     with pytest.raises(IngestError, match="no .parquet, .jsonl or .json files"):
         ingest(catalog, tmp_path / "empty")
+    with pytest.raises(IngestError, match="empty: is a folder"):
+        ingest(catalog, [path, tmp_path / "empty"])
 
 
 def test_embedded_images_are_checked_from_memory_by_mode(tmp_path, catalog):
