@@ -180,3 +180,20 @@ def test_search_cli_approx(ofa_ws, ofa_run):
     assert approx["backend"].startswith("faiss-ivf (nlist 4, nprobe 4)")
     assert [h["sample_id"] for h in approx["hits"]] == [h["sample_id"] for h in exact["hits"]]
     assert (ofa_run / "search" / "ivf-4.npz").exists()
+
+
+def test_search_cli_prints_ids_and_tags_the_hits(ofa_ws, ofa_run):
+    from store import tags
+    from tui.cli import cli
+
+    ws, catalog = ofa_ws
+    inp = pq.read_table(ofa_run / "input.parquet", columns=["sample_id", "orig_id"]).to_pydict()
+    sid = str(inp["sample_id"][7])
+    args = ["--workspace", str(ws.root), "search", "--run", ofa_run.name, "--like", sid, "-n", "4"]
+    out = CliRunner().invoke(cli, [*args, "--ids", "--tag", "near-7"])
+    assert out.exit_code == 0, out.output
+    ids = [line for line in out.stdout.splitlines() if line]
+    assert len(ids) == 4 and set(ids) <= set(inp["orig_id"])
+    with catalog.connect() as con:
+        tagged = tags.tagged_samples(con, "near-7").column("orig_id").to_pylist()
+    assert sorted(tagged) == sorted(ids)

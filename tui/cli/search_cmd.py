@@ -9,6 +9,13 @@ import click
 from store.workspace import Workspace
 
 
+def id_line(orig_id: str) -> str:
+    """An id as store.ids writes it: plain, or JSON when plain text would lose it (blanks at an
+    end, a leading quote, control or invisible characters)."""
+    plain = orig_id == orig_id.strip() and orig_id.isprintable() and not orig_id.startswith('"')
+    return orig_id if plain else json.dumps(orig_id)
+
+
 @click.command("search")
 @click.argument("text", required=False)
 @click.option(
@@ -44,6 +51,16 @@ from store.workspace import Workspace
 @click.option("--nlist", type=int, default=0, help="--approx: lists (0 = about sqrt(rows)/4).")
 @click.option("--nprobe", type=int, default=16, show_default=True, help="--approx: lists scanned.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.option(
+    "--ids",
+    "as_ids",
+    is_flag=True,
+    help="Print only the hits' source ids, one a line (`thresher decide RUN drop --ids-file` "
+    "and `thresher tag --ids-file` read it).",
+)
+@click.option(
+    "--tag", "tag_name", metavar="TAG", help="Also tag every hit with TAG (the tag log, see `tag`)."
+)
 @click.pass_obj
 def search_command(
     workspace: Workspace,
@@ -57,6 +74,8 @@ def search_command(
     nlist: int,
     nprobe: int,
     as_json: bool,
+    as_ids: bool,
+    tag_name: str | None,
 ) -> None:
     """Find a run's samples by meaning: TEXT is encoded with the run's own CLIP encoder and
     compared with the embeddings the run saved (exact inner product, best first).
@@ -70,13 +89,32 @@ def search_command(
     from selection.search import RunSearcher
     from store import runs
 
+    if tag_name:
+        from store.tags import check_tag
+
+        check_tag(tag_name)  # before the search, not after it
     run_dir = runs.resolve_run_dir(workspace.runs_dir, run_id)
     searcher = RunSearcher(run_dir, backend=backend, nlist=nlist if approx else None, nprobe=nprobe)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random-weight test encoders warn; the run already said so
         result = searcher.search(text, like=like, top=top, on=on)
+    if tag_name:
+        from store import tags
+        from store.catalog import Catalog
+
+        n = tags.tag(
+            Catalog.open(workspace),
+            [h.sample_id for h in result.hits],
+            tag_name,
+            run_id=run_dir.name,
+        )
+        click.echo(f"tagged {n} hit(s) {tag_name!r}", err=True)
     if as_json:
         click.echo(json.dumps(result.to_json()))
+        return
+    if as_ids:
+        for h in result.hits:
+            click.echo(id_line(h.orig_id))
         return
     from rich.console import Console
     from rich.markup import escape
