@@ -234,3 +234,37 @@ async def test_model_fields_complete_from_the_cached_models(workspace, catalog, 
         await pilot.press("right")  # accepts the suggestion, as in any Textual Input
         await settle(pilot)
         assert encoder.value == "hf-hub:timm/ViT-B-16-SigLIP"
+
+
+async def test_the_form_at_80x24_reaches_every_field_by_tab_and_types_into_it(workspace, catalog):
+    """Three parameter rows showed at 120x36 and none at 80x24; an invisible focus stop (the
+    nested scroll area) swallowed typed text."""
+    from textual.widgets import Button, Checkbox, Input, Select
+
+    from tests.helpers.jobs import make_dataset
+    from tui.app import ThresherApp
+
+    make_dataset(catalog, "toy", n=4)
+    app = ThresherApp(workspace, image_mode="none")
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await _open_form(app, pilot, "ofa", "toy")
+        shown = [f for f in form.fields if "." not in f.name]  # nested ones sit under Advanced
+        assert len(shown) > 8
+        form.query_one("#method").focus()
+        seen = []
+        for _ in range(len(shown) + 4):
+            await pilot.press("tab")
+            await pilot.pause()
+            widget = app.focused
+            titled = type(widget).__name__ == "CollapsibleTitle"  # opens "Advanced"
+            assert isinstance(widget, Input | Select | Checkbox | Button) or titled, widget
+            seen.append(widget.id)
+            # whatever has focus is on screen (the form scrolls to it), inside the 24 rows
+            assert 0 <= widget.region.y < 24, (widget.id, widget.region)
+        assert {f"param-{f.name}" for f in shown[:8]} <= set(seen)
+        target = form.query_one("#param-k")
+        target.focus()
+        target.value = ""
+        await pilot.press("1", "2")
+        assert target.value == "12"
+        assert "k:" in widget_text(form.query_one("#field-help"))

@@ -67,3 +67,15 @@ def test_sample_detail(snap_compare, snap_app, size):
         await settle(pilot)
 
     assert snap_compare(snap_app("halfcell"), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_start_form(snap_compare, snap_app, size):
+    """Sections, one row per field: at 80x24 the method's first parameters are on screen."""
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run_before)

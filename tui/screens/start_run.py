@@ -8,10 +8,10 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Collapsible, Input, Label, Select, Static
 
 from store.errors import ThresherError
 from tui.data.start import Field, build_config, config_fields, method_names, ray_options
@@ -25,13 +25,16 @@ def _input_id(field_name: str) -> str:
 
 
 _MODEL_FIELDS = ("model", "encoder", "judge_model")
+FORM_HINT = "tab / shift+tab: next / previous field · the focused field's meaning shows here"
 
 
 class StartRunScreen(ThresherScreen):
     HELP = (
-        "## Start a run\n\nPick the method and dataset, adjust the main parameters (blank = None "
-        "where allowed) and press **ctrl+r**. Detached runs keep going after the app closes; the "
-        "monitor follows them."
+        "## Start a run\n\nOne scrolling form in sections: method, dataset, the run (name, "
+        "detach), the method's parameters (prefilled with their defaults; blank = None where "
+        "allowed; the line under the form says what the focused one means) and, folded, "
+        "Advanced (Ray, nested settings such as OFA's encoder). **ctrl+r** starts it. Detached "
+        "runs keep going after the app closes; the monitor follows them."
     )
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="start.back"),
@@ -54,27 +57,37 @@ class StartRunScreen(ThresherScreen):
 
     def compose(self) -> ComposeResult:
         yield Label("Start a run", id="run-header")
-        with VerticalScroll(id="start-form"):
-            with Horizontal(classes="form-row"):
+        # one scrolling form, sections in order; nothing in it is a focus stop without a purpose
+        with VerticalScroll(id="start-form", can_focus=False):
+            yield Label("Method", classes="form-section")
+            with Horizontal(classes="form-row", id="method-row"):
                 yield Label("method")
-                yield Select([], id="method", prompt="loading…")
-            with Horizontal(classes="form-row"):
+                yield Label("loading…", id="method-loading", classes="hint")
+            yield Label("Dataset", classes="form-section")
+            with Horizontal(classes="form-row", id="dataset-row"):
                 yield Label("dataset")
-                yield Select([], id="dataset", prompt="loading…")
+                yield Label("loading…", id="dataset-loading", classes="hint")
+            yield Label("Run", classes="form-section")
             with Horizontal(classes="form-row"):
-                yield Label("name")
-                yield Input(placeholder="auto", id="run-name")
+                yield Label("run name")
+                yield Input(placeholder="auto (method-dataset-time)", id="run-name", compact=True)
             with Horizontal(classes="form-row"):
-                yield Checkbox("detach (keeps running after the app closes)", True, id="detach")
-            with Horizontal(classes="form-row"):
-                yield Label("ray workers")
-                yield Input("0", id="ray-workers", tooltip="0: no Ray; N: shards on N Ray actors")
-            with Horizontal(classes="form-row"):
-                yield Label("ray GPUs each")
-                yield Input("0", id="ray-gpus", tooltip="GPUs per Ray actor")
-            yield VerticalScroll(id="params")
+                yield Label("detach")
+                yield Checkbox("keep running after the app closes", True, id="detach")
+            yield Label("Method parameters", classes="form-section", id="params-title")
+            yield Vertical(id="params")
+            with Collapsible(title="Advanced: Ray, nested settings", id="advanced"):
+                with Horizontal(classes="form-row"):
+                    yield Label("ray workers")
+                    yield Input("0", id="ray-workers", compact=True,
+                                tooltip="0: no Ray; N: shards on N Ray actors")  # fmt: skip
+                with Horizontal(classes="form-row"):
+                    yield Label("ray GPUs each")
+                    yield Input("0", id="ray-gpus", compact=True, tooltip="GPUs per Ray actor")
+                yield Vertical(id="advanced-params")
             yield Button("Start (ctrl+r)", id="start", variant="primary")
             yield Static("", id="start-result")
+        yield Static(FORM_HINT, id="field-help")
         yield KeyFooter()
 
     def on_mount(self) -> None:
@@ -85,37 +98,69 @@ class StartRunScreen(ThresherScreen):
         datasets = [d.name for d in list_datasets(self.app.workspace)]
         self.post_message(self.Loaded(method_names(), datasets))
 
-    def on_start_run_screen_loaded(self, message: Loaded) -> None:
-        method = self.query_one("#method", Select)
-        method.set_options([(m, m) for m in message.methods])
-        if message.methods:
-            method.value = message.methods[0]
-        dataset = self.query_one("#dataset", Select)
-        dataset.set_options([(d, d) for d in message.datasets])
-        if message.datasets:
-            dataset.value = message.datasets[0]
-        method.focus()
+    async def on_start_run_screen_loaded(self, message: Loaded) -> None:
+        """The choices exist only once they are known ("loading…" is never a selectable method)."""
+        # OFA first when it is there: the method a new user most likely wants, and needs no model
+        methods = sorted(message.methods, key=lambda m: m != "ofa")
+        for name, options in (("method", methods), ("dataset", message.datasets)):
+            await self.query_one(f"#{name}-loading").remove()
+            row = self.query_one(f"#{name}-row")
+            if options:
+                await row.mount(Select([(o, o) for o in options], value=options[0],
+                                       allow_blank=False, id=name, compact=True))  # fmt: skip
+            else:
+                what = "no datasets yet: `thresher ingest` one" if name == "dataset" else "none"
+                await row.mount(Label(what, classes="hint"))
+        if methods:
+            await self._show_params(methods[0])
+            self.query_one("#method", Select).focus()
 
     @on(Select.Changed, "#method")
     async def show_params(self, event: Select.Changed) -> None:
-        params = self.query_one("#params", VerticalScroll)
-        await params.remove_children()
-        if event.value is Select.BLANK:
+        if event.value is not Select.BLANK:
+            await self._show_params(str(event.value))
+
+    async def _show_params(self, method: str) -> None:
+        if self.fields and getattr(self, "_fields_for", None) == method:
             return
+        main = self.query_one("#params", Vertical)
+        nested = self.query_one("#advanced-params", Vertical)
+        await main.remove_children()
+        await nested.remove_children()
         try:
-            self.fields = config_fields(str(event.value))  # the form scrolls; all of them
+            self.fields = config_fields(method)
         except ThresherError as exc:
             self.query_one("#start-result", Static).update(str(exc))
             return
-        rows = []
+        self._fields_for = method
+        rows: dict[bool, list[Horizontal]] = {False: [], True: []}
         for f in self.fields:
-            value = "" if f.default is None else str(f.default)
-            # Model fields complete from what is cached on this machine (`thresher models`).
-            leaf = f.name.rsplit(".", 1)[-1]
-            suggester = self._cached_models() if leaf in _MODEL_FIELDS else None
-            field_input = Input(value, id=_input_id(f.name), suggester=suggester)
-            rows.append(Horizontal(Label(f.name), field_input, classes="form-row"))
-        await params.mount_all(rows)
+            rows["." in f.name].append(Horizontal(Label(f.name), self._field_widget(f),
+                                                  classes="form-row"))  # fmt: skip
+        await main.mount_all(rows[False])
+        await nested.mount_all(rows[True])
+
+    def _field_widget(self, f: Field) -> Input | Select:
+        value = "" if f.default is None else str(f.default)
+        if f.choices:
+            return Select([(c, c) for c in f.choices], value=value if value in f.choices else f.choices[0],
+                          allow_blank=False, id=_input_id(f.name), compact=True, tooltip=f.doc or None)  # fmt: skip
+        # Model fields complete from what is cached on this machine (`thresher models`).
+        leaf = f.name.rsplit(".", 1)[-1]
+        suggester = self._cached_models() if leaf in _MODEL_FIELDS else None
+        return Input(value, id=_input_id(f.name), suggester=suggester, compact=True,
+                     tooltip=f.doc or None)  # fmt: skip
+
+    def on_descendant_focus(self, event) -> None:
+        """One line under the form says what the focused field is (its doc, as `--help` does)."""
+        widget = event.widget
+        doc = ""
+        if widget.id and widget.id.startswith("param-"):
+            name = widget.id[len("param-") :].replace("--", ".")
+            doc = next((f"{f.name}: {f.doc}" for f in self.fields if f.name == name), "")
+        elif widget.tooltip:
+            doc = str(widget.tooltip)
+        self.query_one("#field-help", Static).update(Text(doc or FORM_HINT))
 
     def _cached_models(self) -> SuggestFromList:
         if getattr(self, "_models", None) is None:
@@ -126,14 +171,12 @@ class StartRunScreen(ThresherScreen):
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
-        method, dataset = (
-            self.query_one("#method", Select).value,
-            self.query_one("#dataset", Select).value,
-        )
-        if method is Select.BLANK or dataset is Select.BLANK:
+        method = self._choice("method")
+        dataset = self._choice("dataset")
+        if method is None or dataset is None:
             self.notify("Pick a method and a dataset first.", severity="warning")
             return
-        values = {f.name: self.query_one(f"#{_input_id(f.name)}", Input).value for f in self.fields}
+        values = {f.name: self._value(f) for f in self.fields}
         name = self.query_one("#run-name", Input).value.strip() or None
         detach = self.query_one("#detach", Checkbox).value
         ray = (
@@ -142,6 +185,16 @@ class StartRunScreen(ThresherScreen):
         )
         self.query_one("#start-result", Static).update("starting…")
         self.start(str(method), str(dataset), values, name, detach, ray)
+
+    def _choice(self, name: str) -> str | None:
+        found = self.query(f"#{name}").results(Select)
+        select = next(iter(found), None)
+        return None if select is None or select.value is Select.BLANK else str(select.value)
+
+    def _value(self, f: Field) -> str:
+        widget = self.query_one(f"#{_input_id(f.name)}")
+        value = widget.value if isinstance(widget, Input | Select) else ""
+        return "" if value is Select.BLANK else str(value)
 
     @work(thread=True, exclusive=True, group="start-run", exit_on_error=False)
     def start(
