@@ -268,3 +268,35 @@ async def test_the_form_at_80x24_reaches_every_field_by_tab_and_types_into_it(wo
         await pilot.press("1", "2")
         assert target.value == "12"
         assert "k:" in widget_text(form.query_one("#field-help"))
+
+
+async def test_a_clipper_run_starts_from_the_form(workspace, catalog, monkeypatch):
+    """The CLI could start CLIPPER and the form could not (its config's validate() returned None)."""
+    import selection.jobs.launcher
+    from tests.helpers.jobs import make_dataset
+    from tui.app import ThresherApp
+
+    spawned = []
+    monkeypatch.setattr(
+        selection.jobs.launcher,
+        "spawn_worker",
+        lambda run_dir, ray=None: spawned.append(run_dir) or 0,
+    )
+    make_dataset(catalog, "toy", n=4)
+    app = ThresherApp(workspace, image_mode="none")
+    async with app.run_test(size=(100, 40)) as pilot:
+        form = await _open_form(app, pilot, "clipper", "toy")
+        form.query_one("#run-name").value = "clip-form"
+        form.query_one("#param-model").value = "Qwen/Qwen2-VL-2B-Instruct"  # never loaded here
+        await pilot.press("ctrl+r")
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, MonitorScreen)
+                or "not started" in widget_text(form.query_one("#start-result"))
+            ),
+            what="the form to answer",
+        )
+        assert isinstance(app.screen, MonitorScreen), widget_text(form.query_one("#start-result"))
+    assert [p.name for p in spawned] == ["clip-form"]
+    assert (workspace.runs_dir / "clip-form" / "run.json").exists()
