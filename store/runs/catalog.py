@@ -81,6 +81,21 @@ def result_summary(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def judge_verdicts(run_dir: Path, meta: dict[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
+    """What decided a CLIPPER run's verdicts, per stage: {stage: {rule: {correct, wrong,
+    undecided}}} from its summary.json ({} for other runs, or before the result stage)."""
+    outputs = meta.get("outputs") or {}
+    name = outputs.get("summary") if isinstance(outputs, dict) else None
+    if not name:
+        return {}
+    try:
+        data = json.loads((run_dir / name).read_text())
+    except (OSError, ValueError):
+        return {}
+    verdicts = data.get("verdicts") if isinstance(data, dict) else None
+    return verdicts if isinstance(verdicts, dict) else {}
+
+
 def create_views(con: Any, run_dir: Path, meta: dict[str, Any]) -> list[str]:
     """One view per Parquet stage of the run; the catalog stores no copy of the results."""
     names = []

@@ -102,7 +102,7 @@ class NullServer(ChatServer):
 
 
 @pytest.mark.parametrize("share", [0.2, 1.0])
-def test_null_replies_are_counted_and_fail_the_stage_above_the_threshold(catalog, share):
+def test_null_replies_are_counted_and_fail_the_stage_above_the_threshold(catalog, share, capsys):
     from store import runs
     from store.errors import ThresherError
 
@@ -129,3 +129,13 @@ def test_null_replies_are_counted_and_fail_the_stage_above_the_threshold(catalog
     assert summary["verdicts"]["zeroshot"]["empty"]["wrong"] == n_empty
     events = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
     assert any(e["event"] == "empty_replies" and e["stage"] == "zeroshot" for e in events)
+    # `thresher runs` says what decided the verdicts, so a guessing judge shows
+    from tests.helpers.cli import thresher
+
+    capsys.readouterr()
+    assert thresher(catalog.workspace, "runs", "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["verdicts"]["zeroshot"] == summary["verdicts"]["zeroshot"]
+    assert thresher(catalog.workspace, "runs") == 0
+    table = capsys.readouterr().out
+    assert "judged" in table and f"empty {n_empty}" in table
