@@ -170,7 +170,9 @@ class SearchScreen(ThresherScreen):
         ids = self.view.apply(rids, action)
         scope = "sample" if len(ids) == 1 else "list"
         self.app.writer.submit(Decision(self.view.run_id, tuple(ids), action, scope))
-        self.rows = hit_rows(self.view, [r.hit for r in self.rows])
+        changed = set(rids)  # re-read only these rows' decisions (one query each)
+        fresh = iter(hit_rows(self.view, [r.hit for r in self.rows if r.hit.row in changed]))
+        self.rows = [next(fresh) if r.hit.row in changed else r for r in self.rows]
         self.marked = set()
         self.redraw()
 
