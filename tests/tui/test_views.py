@@ -87,6 +87,14 @@ async def test_grid_pages_thumbnails_and_decides(app):
         app.writer.flush()
         assert decision_rows(app.catalog, "ofa-1") == [((1 << 32) + 1, "keep", "sample")]
         assert screen.tiles[1].decision == "KEEP"
+        await pilot.press("space", "space", "d")  # mark rows 1 and 2, drop both at once
+        app.writer.flush()
+        base = 1 << 32
+        assert decision_rows(app.catalog, "ofa-1")[1:] == [
+            (base + 1, "drop", "list"),
+            (base + 2, "drop", "list"),
+        ]
+        assert [t.decision for t in screen.tiles[1:3]] == ["DROP", "DROP"] and not screen.marked
         await pilot.press("pagedown")
         await wait_for(pilot, lambda: screen.page == 1, what="second page")
         assert screen.tiles[0].rid == per

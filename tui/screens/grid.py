@@ -52,8 +52,8 @@ class GridScreen(ThresherScreen):
     CSS_PATH = "views.tcss"
     HELP = (
         "## Thumbnail grid\n\nA page of thumbnails of the samples you came from (a group, a "
-        "search result). **arrows** move, **PgUp / PgDn** page, **k / d / u** keep, drop or clear "
-        "the focused sample, **enter** opens its detail, **esc** goes back. Decisions in capitals "
+        "search result). **arrows** move, **PgUp / PgDn** page, **space** marks (across pages), "
+        "**k / d / u** keep, drop or clear the marked samples (else the focused one), **enter** opens its detail, **esc** goes back. Decisions in capitals "
         "(KEEP, DROP) are yours; lower case is the algorithm's."
     )
     BINDINGS = [
@@ -64,6 +64,7 @@ class GridScreen(ThresherScreen):
         Binding("down", "move_row(1)", "Down", show=False, id="grid.down"),
         Binding("pageup", "page(-1)", "Prev page", id="grid.prev"),
         Binding("pagedown", "page(1)", "Next page", id="grid.next"),
+        Binding("space", "mark", "Mark", id="grid.mark"),
         Binding("k", "decide('keep')", "Keep", id="grid.keep"),
         Binding("d", "decide('drop')", "Drop", id="grid.drop"),
         Binding("u", "decide('clear')", "Clear", id="grid.clear"),
@@ -88,6 +89,7 @@ class GridScreen(ThresherScreen):
         self.thumbs: list = []
         self.graphics = None  # textual-image widget class (Kitty/Sixel), None = half-cell
         self.paint_ms: float | None = None
+        self.marked: set[int] = set()  # rids, across pages
 
     @property
     def per_page(self) -> int:
@@ -162,7 +164,8 @@ class GridScreen(ThresherScreen):
                 cell.set_class(False, "-focused")
                 continue
             t = self.tiles[i]
-            caption = f"{t.orig_id[: THUMB_W - 6]:<{THUMB_W - 5}}{t.decision:>5}"
+            mark = "*" if t.rid in self.marked else " "
+            caption = f"{mark}{t.orig_id[: THUMB_W - 7]:<{THUMB_W - 6}}{t.decision:>5}"
             cell.show(self.thumbs[i], caption, bold=t.override is not None)
             cell.set_class(i == focus, "-focused")
         n_pages = max(1, -(-len(self.rids) // self.per_page))
@@ -193,17 +196,29 @@ class GridScreen(ThresherScreen):
         i = self.cursor - self.page * self.per_page
         return self.tiles[i] if 0 <= i < len(self.tiles) else None
 
-    def action_decide(self, action: str) -> None:
+    def action_mark(self) -> None:
         tile = self.current
-        if tile is None:
+        if tile is not None:
+            self.marked ^= {tile.rid}
+            self.go(self.cursor + 1)
+            self.paint()
+
+    def action_decide(self, action: str) -> None:
+        """Decide the marked samples (any page), else the focused one."""
+        tile = self.current
+        rids = sorted(self.marked) if self.marked else ([tile.rid] if tile else [])
+        if not rids:
             return
-        ids = self.view.apply([tile.rid], action)
-        self.app.writer.submit(Decision(self.view.run_id, tuple(ids), action, "sample"))
-        row = self.view.row(tile.rid)
-        i = self.tiles.index(tile)
-        self.tiles[i] = Tile(
-            tile.rid, tile.sample_id, tile.orig_id, tile.image, row.get("algo"), row.get("override")
-        )
+        ids = self.view.apply(rids, action)
+        scope = "sample" if len(ids) == 1 else "list"
+        self.app.writer.submit(Decision(self.view.run_id, tuple(ids), action, scope))
+        self.marked = set()
+        for i, t in enumerate(self.tiles):
+            if t.rid in rids:
+                row = self.view.row(t.rid)
+                self.tiles[i] = Tile(
+                    t.rid, t.sample_id, t.orig_id, t.image, row.get("algo"), row.get("override")
+                )
         self.paint()
 
     def action_open(self) -> None:
