@@ -179,14 +179,15 @@ def read_manifest(path: str | Path) -> Manifest:
         if spec is None:
             fmt, spec = _spec(path, rec.value)
         try:
-            orig_id, raw_imgs, turns, task, extra_json, present = to_sample(rec.value, spec)
+            parts = to_sample(rec.value, spec)
         except SampleError as exc:
             raise ThresherError(f"{where}: {exc}") from None
-        if not present:
+        raw_imgs, turns = parts.images, parts.turns
+        if not parts.present:
             raise ThresherError(
                 f"{where}: no {spec.conv_key!r} list of turns; is this a Thresher export?"
             )
-        no_loss = _no_loss(turns, extra_json, where)
+        no_loss = _no_loss(turns, parts.extra_json, where)
         images = tuple(_resolve_image(r, roots, where) for r in raw_imgs)
         relative = relative or any(not Path(r).is_absolute() for r in raw_imgs)
         n_tokens = sum(c.count(IMAGE_TOKEN) for _, c in turns)
@@ -198,11 +199,11 @@ def read_manifest(path: str | Path) -> Manifest:
         catalog_id = value.get("sample_id")
         examples.append(
             ManifestSample(
-                orig_id or f"{path.name}[{rec.index}]",
+                parts.orig_id or f"{path.name}[{rec.index}]",
                 tuple(turns),
                 images,
                 catalog_id if isinstance(catalog_id, int) else None,
-                task,
+                parts.task,
                 no_loss,
             )
         )

@@ -11,6 +11,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from store.errors import IngestError
 
@@ -377,10 +378,19 @@ def _cell_text(value: object, key: str | None) -> str:
     )
 
 
-def to_sample(
-    obj: object, spec: Spec
-) -> tuple[str | None, list[str], list[tuple[str, str]], str | None, str | None, bool]:
-    """(orig_id, images_raw, [(role, content)], task, extra_json, had_required_field)."""
+class SampleParts(NamedTuple):
+    """One source record read by a `Spec` (a tuple, so `a, b, ... = to_sample(...)` still works)."""
+
+    orig_id: str | None
+    images: list[str]  # as written in the source (not resolved)
+    turns: list[tuple[str, str]]  # (role, content)
+    task: str | None
+    extra_json: str | None  # the source's unmodelled keys (and per-turn keys under TURN_EXTRA)
+    present: bool  # the format's required field was there
+
+
+def to_sample(obj: object, spec: Spec) -> SampleParts:
+    """The parts of one record: id, raw image paths, turns, task, other keys, required-field flag."""
     if not isinstance(obj, dict):
         raise SampleError(f"the sample is a JSON {type(obj).__name__}; expected an object")
     orig_id = None
@@ -426,4 +436,4 @@ def to_sample(
     if any(rests):  # kept so exports can write them back on the same turns
         extra[TURN_EXTRA] = rests
     extra_json = json.dumps(extra, ensure_ascii=False, default=str) if extra else None
-    return orig_id, images, turns, task, extra_json, present
+    return SampleParts(orig_id, images, turns, task, extra_json, present)
