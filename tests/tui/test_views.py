@@ -47,6 +47,14 @@ async def test_more_like_this_then_bulk_keep_and_drop(app, runs_ws):
         app.writer.flush()
         assert len(decision_rows(app.catalog, "ofa-1")) == 2 + len(rows)
         assert all(r.override == "keep" for r in screen.rows)
+        await pilot.press("t")  # tag the focused result
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press(*"dup", "enter")
+        focused = screen.current
+        await wait_for(pilot, lambda: focused.hit.row in {r.hit.row for r in screen.rows if r.tags})
+        assert [r.tags for r in screen.rows if r.tags] == [("dup",)]
+        tagged = next(i for i, r in enumerate(screen.rows) if r.tags)
+        assert "dup" in screen.query_one("#search-results").get_row_at(tagged)  # the tags column
         # "more like" the focused result starts a new search from it
         await pilot.press("m")
         await wait_for(pilot, lambda: screen.result.query != f"like:{sid0}", what="second search")

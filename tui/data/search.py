@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selection.search import Hit, RunSearcher
+from store.catalog import Catalog
+from store.tags import current_tags
 from tui.data.run_view import RunView
 
 _searchers: dict[Path, RunSearcher] = {}
@@ -32,12 +34,20 @@ class HitRow:
     hit: Hit
     algo: bool | None  # the algorithm's choice (default selection)
     override: str | None  # keep | drop | None
+    tags: tuple[str, ...] = ()
 
 
-def hit_rows(view: RunView, hits: list[Hit]) -> list[HitRow]:
-    """Each hit with the run's choice and the current override (rid = the hit's input row)."""
+def hit_rows(view: RunView, hits: list[Hit], catalog: Catalog | None = None) -> list[HitRow]:
+    """Each hit with the run's choice, the current override (rid = the hit's input row) and,
+    given the catalog, the sample's tags."""
+    found: dict[int, list[str]] = {}
+    if catalog is not None and hits:
+        with catalog.connect() as con:
+            found = current_tags(con, [h.sample_id for h in hits])
     out = []
     for h in hits:
         row = view.row(h.row)
-        out.append(HitRow(h, row.get("algo"), row.get("override")))
+        out.append(
+            HitRow(h, row.get("algo"), row.get("override"), tuple(found.get(h.sample_id, ())))
+        )
     return out

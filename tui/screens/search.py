@@ -4,7 +4,7 @@ the results are a list you mark and keep/drop in bulk, tag, or open as a thumbna
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -72,7 +72,7 @@ class SearchScreen(ThresherScreen):
         yield Input(placeholder="search by meaning, e.g. a bar chart of sales", id="search-input")
         yield Label("type a query and press enter", id="search-status", classes="hint")
         table: DataTable = DataTable(id="search-results", cursor_type="row", zebra_stripes=True)
-        table.add_columns(" ", "#", "score", "id", "decision", "question")
+        table.add_columns(" ", "#", "score", "id", "decision", "tags", "question")
         yield table
         yield Footer()
 
@@ -99,7 +99,7 @@ class SearchScreen(ThresherScreen):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a random-weight encoder warns; the run said so
             result = searcher.search(text, like=like, top=self.top)
-        self.post_message(self.Done(result, hit_rows(self.view, result.hits)))
+        self.post_message(self.Done(result, hit_rows(self.view, result.hits, self.app.catalog)))
 
     def on_search_screen_done(self, message: Done) -> None:
         self.result, self.rows, self.marked = message.result, message.rows, set()
@@ -125,6 +125,7 @@ class SearchScreen(ThresherScreen):
                 f"{h.score:.3f}",
                 h.orig_id,
                 decision_text(r),
+                ",".join(r.tags) or "-",
                 h.question[:80],
                 key=str(h.row),
             )
@@ -172,7 +173,9 @@ class SearchScreen(ThresherScreen):
         self.app.writer.submit(Decision(self.view.run_id, tuple(ids), action, scope))
         changed = set(rids)  # re-read only these rows' decisions (one query each)
         fresh = iter(hit_rows(self.view, [r.hit for r in self.rows if r.hit.row in changed]))
-        self.rows = [next(fresh) if r.hit.row in changed else r for r in self.rows]
+        self.rows = [
+            replace(next(fresh), tags=r.tags) if r.hit.row in changed else r for r in self.rows
+        ]
         self.marked = set()
         self.redraw()
 
@@ -214,7 +217,13 @@ class SearchScreen(ThresherScreen):
         from store import tags
 
         n = tags.tag(self.app.catalog, ids, name, run_id=self.view.run_id)
-        self.app.call_from_thread(self.notify, f"tagged {n} sample(s) {name!r}")
+        rows = hit_rows(self.view, [r.hit for r in self.rows], self.app.catalog)
+        self.app.call_from_thread(self.tags_written, rows, f"tagged {n} sample(s) {name!r}")
+
+    def tags_written(self, rows: list[HitRow], text: str) -> None:
+        self.rows, self.marked = rows, set()
+        self.redraw()
+        self.notify(text)
 
     def action_grid(self) -> None:
         if not self.rows:
