@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 
@@ -12,13 +13,14 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.message import Message
+from textual.screen import Screen
 
 from store.catalog import Catalog
 from store.workspace import Workspace
-from tui.data.decisions import Decision, DecisionWriter
+from tui.data.decisions import Applier, Decision, DecisionWriter
 from tui.data.run_view import RunView
 from tui.data.workspace_view import WorkspaceReader, WorkspaceState, workspace_stamp
-from tui.screens.base import ReportsWorkerErrors, WorkspaceChanged, describe
+from tui.screens.base import DecisionApplied, ReportsWorkerErrors, WorkspaceChanged, describe
 from tui.screens.home import HomeScreen
 from tui.widgets.dialogs import HelpScreen, help_text
 
@@ -121,14 +123,17 @@ class ThresherApp(ReportsWorkerErrors, App):
         self.open_run = open_run
         self.catalog = Catalog.open(workspace)
         self.writer = DecisionWriter(self.catalog, self._decision_done)
+        # decisions change the in-memory view on this thread, in key order, never on the UI's
+        self.applier = Applier(self.writer, lambda *a: self.post_message(DecisionApplied(*a)))
         self._views: dict[str, RunView] = {}
+        self._views_lock = threading.Lock()
         self._closing = False
         self.state = WorkspaceState([], [], {})
         self._reader = WorkspaceReader(workspace)
         self._stamp: tuple | None = None
         self._children: set[int] = set()  # detached jobs this app started, reaped when they end
 
-    WORK_LABELS = {"workspace-poll": "reading the workspace"}
+    WORK_LABELS = {"workspace-poll": "reading the workspace", "open-run": "opening the run"}
 
     def on_mount(self) -> None:
         self.push_screen(HomeScreen())
@@ -168,6 +173,19 @@ class ThresherApp(ReportsWorkerErrors, App):
         self.state = message.state
         self.screen.post_message(WorkspaceChanged(message.state))
 
+    def decide(self, view: RunView, rids, action: str, scope: str) -> None:
+        """keep / drop / clear rows of a run (or a function returning them): applied in memory
+        off the UI thread, then logged; screens hear DecisionApplied."""
+        self.applier.submit(view, rids, action, scope)
+
+    def on_decision_applied(self, message: DecisionApplied) -> None:
+        if message.error is not None:
+            self.notify(f"{message.action} NOT applied: {describe(message.error)}",
+                        severity="error", timeout=10)  # fmt: skip
+        self.screen.post_message(
+            DecisionApplied(message.run_id, message.action, message.n, message.error)
+        )
+
     def _decision_done(self, decision: Decision, error: BaseException | None) -> None:
         """Runs on the writer thread: hand the outcome to the UI thread (not while it shuts down)."""
         if self._closing:
@@ -182,21 +200,41 @@ class ThresherApp(ReportsWorkerErrors, App):
         self.call_from_thread(lambda: self.screen.post_message(DecisionSaved(decision, error)))
 
     def view(self, run_id: str) -> RunView:
-        if run_id in self._views:
-            self._views[run_id] = self._views.pop(run_id)  # most recently used last
-        else:
-            # tables load in the browser's first worker; the first page comes straight from Parquet
-            self._views[run_id] = RunView(self.workspace, run_id, load=False)
-            self._evict_views()
-        return self._views[run_id]
+        """The run's RunView, opened on first use (DuckDB and a catalog read: call it from a
+        worker, as `with_views` does; tables load in the browser's first worker)."""
+        with self._views_lock:
+            if run_id in self._views:
+                self._views[run_id] = self._views.pop(run_id)  # most recently used last
+                return self._views[run_id]
+        view = RunView(self.workspace, run_id, load=False)
+        with self._views_lock:
+            kept = self._views.setdefault(run_id, view)
+        if kept is not view:  # another thread opened it meanwhile
+            view.close()
+        return kept
+
+    def with_views(self, run_ids: list[str], show: Callable[[list[RunView]], Screen]) -> None:
+        """Open the runs off the UI thread, then push the screen `show` builds from them."""
+        self._open_views(list(run_ids), show)
+
+    @work(thread=True, group="open-run", exit_on_error=False)
+    def _open_views(self, run_ids: list[str], show: Callable[[list[RunView]], Screen]) -> None:
+        views = [self.view(r) for r in run_ids]
+        self.call_from_thread(self._show_views, views, show)
+
+    def _show_views(self, views: list[RunView], show: Callable[[list[RunView]], Screen]) -> None:
+        self._guard(lambda: self.push_screen(show(views)))
+        self._evict_views()
 
     def _evict_views(self) -> None:
         """Close the least recently opened runs' in-memory tables, except those a screen shows."""
         in_use = {id(getattr(s, "view", None)) for s in self.screen_stack}
         in_use |= {id(v) for s in self.screen_stack for v in getattr(s, "views", [])}
-        idle = [r for r, v in self._views.items() if id(v) not in in_use]
-        for run_id in idle[: max(len(idle) - MAX_VIEWS, 0)]:
-            self._views.pop(run_id).close()
+        with self._views_lock:
+            idle = [r for r, v in self._views.items() if id(v) not in in_use]
+            closing = [self._views.pop(r) for r in idle[: max(len(idle) - MAX_VIEWS, 0)]]
+        for view in closing:
+            view.close()
 
     def _guard(self, fn, *args) -> None:
         try:
@@ -213,7 +251,7 @@ class ThresherApp(ReportsWorkerErrors, App):
     def open_browser(self, run_id: str) -> None:
         from tui.screens.browser import BrowserScreen
 
-        self._guard(lambda: self.push_screen(BrowserScreen(self.view(run_id))))
+        self.with_views([run_id], lambda views: BrowserScreen(views[0]))
 
     def open_detail(self, view: RunView, rid: int) -> None:
         from tui.screens.detail import DetailScreen
@@ -228,7 +266,7 @@ class ThresherApp(ReportsWorkerErrors, App):
     def open_export(self, run_id: str) -> None:
         from tui.screens.export import ExportScreen
 
-        self._guard(lambda: self.push_screen(ExportScreen(self.view(run_id))))
+        self.with_views([run_id], lambda views: ExportScreen(views[0]))
 
     def open_compare(self, run_ids: list[str] | None) -> None:
         from tui.screens.compare import CompareScreen
@@ -236,12 +274,12 @@ class ThresherApp(ReportsWorkerErrors, App):
         ids = (
             run_ids if run_ids is not None else [r.run_id for r in self.state.runs if r.has_result]
         )
-        self._guard(lambda: self.push_screen(CompareScreen([self.view(r) for r in ids])))
+        self.with_views(ids, CompareScreen)
 
     def open_search(self, run_id: str, text: str | None = None, like: int | None = None) -> None:
         from tui.screens.search import SearchScreen
 
-        self._guard(lambda: self.push_screen(SearchScreen(self.view(run_id), text, like)))
+        self.with_views([run_id], lambda views: SearchScreen(views[0], text, like))
 
     def open_grid(self, view: RunView, rids: list[int], title: str) -> None:
         from tui.screens.grid import GridScreen
@@ -258,7 +296,7 @@ class ThresherApp(ReportsWorkerErrors, App):
         from tui.screens.plots import PlotsScreen
 
         ids = run_ids or [r.run_id for r in self.state.runs if r.has_result]
-        self._guard(lambda: self.push_screen(PlotsScreen([self.view(r) for r in ids])))
+        self.with_views(ids, PlotsScreen)
 
     def open_start_run(self) -> None:
         from tui.screens.start_run import StartRunScreen
@@ -272,10 +310,12 @@ class ThresherApp(ReportsWorkerErrors, App):
 
     def on_unmount(self) -> None:
         self._closing = True
+        self.applier.close(timeout=10)
         self.writer.close(timeout=10)
         for view in self._views.values():
             view.close()
 
     async def action_quit(self) -> None:
+        self.applier.flush()
         self.writer.flush()  # every decision already shown is on disk before we go
         self.exit()

@@ -11,6 +11,9 @@ async def settle(pilot) -> None:
     """Let short-lived workers finish and their messages be handled (never used with a following worker)."""
     app = pilot.app
     for _ in range(3):
+        applier = getattr(app, "applier", None)
+        if applier is not None:
+            applier.flush()  # decisions are applied on their own thread, in key order
         await app.workers.wait_for_complete()
         await pilot.pause()
 

@@ -100,11 +100,16 @@ async def test_sort_filter_and_jump(app):
         await pilot.press("escape")
         await settle(pilot)
         assert screen.view.n_rows == 60
-        assert screen.jump_to("s42")  # the source id, as the id column shows it
+        await pilot.press("g", *"s42", "enter")  # the source id, as the id column shows it
+        await settle(pilot)
         assert table.current.sample_id == BASE + 42 and table.current.orig_id == "s42"
-        assert screen.jump_to(str(BASE + 7))  # Thresher's numeric id still works
+        screen.jump_to(str(BASE + 7))  # Thresher's numeric id still works
+        await settle(pilot)
         assert table.current.orig_id == "s7"
-        assert not screen.jump_to("s999")
+        screen.jump_to("s999")
+        await settle(pilot)
+        assert table.current.orig_id == "s7"
+        assert any("has no sample 's999'" in n.message for n in app._notifications)
         # text filter through the prompt
         await pilot.press("slash")
         await settle(pilot)

@@ -78,3 +78,58 @@ class DecisionWriter:
                 # the app may be shutting down; the decision itself is committed either way
                 with contextlib.suppress(Exception):
                     self.on_done(item, error)
+
+
+AppliedCallback = Callable[[str, str, int, "BaseException | None"], None]
+
+
+class Applier:
+    """Applies decisions to a run's in-memory overrides off the UI thread, in key order, then
+    queues each for the log (`DecisionWriter`). `rids` may be a function (a group's members are
+    looked up on this thread too). `on_done(run_id, action, n, error)` runs on this thread: it
+    must only post a message (thread-safe), never wait for the UI."""
+
+    def __init__(self, writer: DecisionWriter, on_done: AppliedCallback) -> None:
+        self.writer = writer
+        self.on_done = on_done
+        self._queue: queue.Queue[tuple | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="decision-applier", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self, view, rids: list[int] | Callable[[], list[int]], action: str, scope: str
+    ) -> None:
+        self._queue.put((view, rids, action, scope))
+
+    def flush(self) -> None:
+        """Block until every submitted decision is applied in memory and queued for the log."""
+        self._queue.join()
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=timeout)
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self._queue.task_done()
+                return
+            view, rids, action, scope = item
+            error: BaseException | None = None
+            n = 0
+            try:
+                picked = rids() if callable(rids) else rids
+                if picked:
+                    ids = view.apply(picked, action)
+                    n = len(ids)
+                    if scope == "sample" and n > 1:
+                        scope = "list"
+                    self.writer.submit(Decision(view.run_id, tuple(ids), action, scope))
+            except Exception as exc:  # a closed view, a DuckDB error: reported, the thread lives on
+                error = exc
+            try:
+                with contextlib.suppress(Exception):  # before task_done: flush() sees it posted
+                    self.on_done(view.run_id, action, n, error)
+            finally:
+                self._queue.task_done()

@@ -71,5 +71,16 @@ class WorkspaceChanged(Message, bubble=False):
         return isinstance(message, WorkspaceChanged)
 
 
+@dataclass
+class DecisionApplied(Message, bubble=False):
+    """A keep/drop/clear reached a run's in-memory overrides (the screen redraws; the log write
+    follows on the writer thread). `error` set: it did not apply."""
+
+    run_id: str
+    action: str
+    n: int
+    error: BaseException | None
+
+
 class ThresherScreen(ReportsWorkerErrors, Screen):
     """The base of every full screen of the workstation."""

@@ -12,10 +12,9 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Label
 
-from tui.data.decisions import Decision
-from tui.data.run_view import STATES, GroupRow, Query, RunView
+from tui.data.run_view import STATES, GroupKey, GroupRow, Query, RunView
 from tui.data.workspace_view import WorkspaceState
-from tui.screens.base import ThresherScreen, WorkspaceChanged
+from tui.screens.base import DecisionApplied, ThresherScreen, WorkspaceChanged
 from tui.widgets.dialogs import ConfirmScreen, PromptScreen
 from tui.widgets.sample_table import SampleTable
 from tui.widgets.tables import KeyFooter, RowTable
@@ -318,12 +317,14 @@ class BrowserScreen(ThresherScreen):
     def decide(self, event: SampleTable.Decide) -> None:
         self.apply(event.rids, event.action, "sample" if len(event.rids) == 1 else "list")
 
-    def apply(self, rids: list[int], action: str, scope: str) -> None:
-        """In memory first (the screen updates at once), then the log (the writer commits in order)."""
-        ids = self.view.apply(rids, action)
-        self.app.writer.submit(Decision(self.view.run_id, tuple(ids), action, scope))
-        self.query_one(SampleTable).invalidate()
-        self.refresh_groups()
+    def apply(self, rids, action: str, scope: str) -> None:
+        """In memory first, off the UI thread and in key order; then the log (the writer)."""
+        self.app.decide(self.view, rids, action, scope)
+
+    def on_decision_applied(self, message: DecisionApplied) -> None:
+        if message.run_id == self.view.run_id:
+            self.query_one(SampleTable).invalidate()
+            self.refresh_groups()
 
     @property
     def focused_group(self) -> GroupRow | None:
@@ -344,6 +345,10 @@ class BrowserScreen(ThresherScreen):
             ("browse: jump to a sample id", self.action_jump, "g"),
         ]
 
+    def _members(self, key: GroupKey, overridden: bool = False):
+        """The group's rows, looked up on the applier's thread (no DuckDB on the UI thread)."""
+        return lambda: self.view.members(key, overridden)["rid"].to_pylist()
+
     def action_undo_group(self) -> None:
         group = self.focused_group
         if group is None:
@@ -359,10 +364,9 @@ class BrowserScreen(ThresherScreen):
 
         def done(yes: bool | None) -> None:
             if yes:
-                members = self.view.members(group.key, overridden=True)
                 scope = "list" if group.key.kind == "all" else group.key.scope()
-                self.apply(members["rid"].to_pylist(), "clear", scope)
-                self.notify(f"cleared {members.num_rows} decisions in {where}")
+                self.apply(self._members(group.key, overridden=True), "clear", scope)
+                self.notify(f"clearing {group.overrides} decisions in {where}")
 
         self.app.push_screen(ConfirmScreen(question), done)
 
@@ -377,8 +381,7 @@ class BrowserScreen(ThresherScreen):
 
         def done(yes: bool | None) -> None:
             if yes:
-                members = self.view.members(group.key)
-                self.apply(members["rid"].to_pylist(), action, group.key.scope())
+                self.apply(self._members(group.key), action, group.key.scope())
                 self.notify(f"{action} {group.size} samples of {group.key.label()}")
 
         self.app.push_screen(ConfirmScreen(question), done)
@@ -446,20 +449,23 @@ class BrowserScreen(ThresherScreen):
             PromptScreen("Jump to sample id (the id column, as in your data)"), done
         )
 
-    def jump_to(self, text: str) -> bool:
+    @work(thread=True, exclusive=True, group="browser-jump", exit_on_error=False)
+    def jump_to(self, text: str) -> None:
         sample_id = self.view.resolve_id(text)
         if sample_id is None:
-            self.notify(f"run {self.view.run_id} has no sample {text!r}.", severity="error")
-            return False
+            self.app.call_from_thread(
+                self.notify, f"run {self.view.run_id} has no sample {text!r}.", severity="error"
+            )
+            return
         pos = self.view.position_of(sample_id)
         if pos is None:
-            self.notify(
+            self.app.call_from_thread(
+                self.notify,
                 f"sample {text} is not in this view (clear the filter with Esc).",
                 severity="warning",
             )
-            return False
-        self.query_one(SampleTable).move_to(pos)
-        return True
+            return
+        self.app.call_from_thread(self.query_one(SampleTable).move_to, pos)
 
     def action_export(self) -> None:
         self.app.open_export(self.view.run_id)

@@ -13,10 +13,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Label, Static
 
-from tui.data.decisions import Decision
 from tui.data.detail import SampleDetail, load_detail
 from tui.data.run_view import RunView, spelled
-from tui.screens.base import ThresherScreen, describe
+from tui.screens.base import DecisionApplied, ThresherScreen, describe
 from tui.widgets.images import image_widget
 from tui.widgets.tables import KeyFooter
 
@@ -124,7 +123,10 @@ class DetailScreen(ThresherScreen):
             pane.mount(widget)
 
     def action_decide(self, action: str) -> None:
-        ids = self.view.apply([self.rid], action)
-        self.app.writer.submit(Decision(self.view.run_id, tuple(ids), action, "sample"))
-        self.notify(f"{action}: sample {self.detail.orig_id if self.detail else ids[0]}")
-        self.load()
+        self.app.decide(self.view, [self.rid], action, "sample")
+        if self.detail is not None:
+            self.notify(f"{action}: sample {self.detail.orig_id}")
+
+    def on_decision_applied(self, message: DecisionApplied) -> None:
+        if message.run_id == self.view.run_id:
+            self.load()
