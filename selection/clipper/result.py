@@ -6,6 +6,8 @@ import math
 from typing import Any
 
 from selection.clipper.config import TAUS, ClipperConfig, selection_names
+from selection.clipper.zeroshot import zero_shot_split
+from selection.jobs import RunContext
 from selection.jobs.stage import Shard, single_shard
 
 SUMMARY = "summary.json"
@@ -36,16 +38,15 @@ class ResultStage:
     def __init__(self, config: ClipperConfig) -> None:
         self.config = config
 
-    def plan(self, ctx: Any) -> list[Shard]:
+    def plan(self, ctx: RunContext) -> list[Shard]:
         return single_shard(ctx.input().num_rows, ctx.seed, self.name)
 
-    def run_shard(self, ctx: Any, shard: Shard) -> Any:
+    def run_shard(self, ctx: RunContext, shard: Shard) -> Any:
         import numpy as np
         import pyarrow as pa
 
         from selection.clipper.baselines import middle_band
         from selection.clipper.perplexity import summarize
-        from selection.clipper.stages import zero_shot_split
         from selection.clipper.subsets import compute_subsets
         from store.runs import write_json_atomic
 

@@ -122,7 +122,7 @@ class AnswerStage:
     def run_shard(self, ctx: Any, shard: Shard) -> Any:
         import pyarrow as pa
 
-        from selection.clipper.stages import image_problem
+        from selection.clipper.zeroshot import image_problem
         from selection.engines.base import Turn
         from selection.judges import JudgeItem
 

@@ -149,7 +149,7 @@ def test_image_limit_comes_from_the_data(fake_vllm):
     import pyarrow as pa
 
     from selection.clipper.config import ClipperConfig
-    from selection.clipper.stages import Resources
+    from selection.clipper.zeroshot import Resources
     from selection.engines.resources import EngineAndJudge
 
     class Ctx:
