@@ -132,7 +132,9 @@ def test_runs_shows_interrupted_and_resume_detached(toy, workspace, gate):
 
 def test_attach_to_a_run_nobody_started_returns(toy, workspace):
     create_run(toy, "sleepy", "toy", SleepyConfig(sleep_s=0), seed=0, run_id="idle")
-    assert "queued (not started" in _invoke(workspace, "attach", "idle")
+    result = CliRunner().invoke(cli, ["-w", str(workspace.root), "attach", "idle"])
+    # Returns at once, and not with success: there is no result to go on with.
+    assert result.exit_code == 1 and "queued (not started" in result.output
 
 
 def test_attach_view_draws_stage_bars_and_gpu_meters(tmp_path):

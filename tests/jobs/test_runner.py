@@ -25,6 +25,8 @@ def test_create_run_writes_the_folder_and_the_catalog_row(toy):
         "threshold": 0.5,
         "fail_at_shard": None,
         "gate": None,
+        "die_flag": None,
+        "die_at_shard": None,
     }
     assert meta["outputs"]["selections"] == {"default": "selected"}
     assert meta["dataset_fingerprint"] == "fp-toy-24"

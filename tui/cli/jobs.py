@@ -409,8 +409,9 @@ def runs_command(ctx: click.Context, show_all: bool, as_json: bool) -> None:
 def attach_command(ctx: click.Context, run: str) -> None:
     """Watch a run live (stage bars, rate, ETA, GPU meters, log). Ctrl-C leaves it running.
 
-    Exit status: 0 when the run finished (or you detached), 1 when it failed, was cancelled or
-    its process died, so `thresher attach RUN && next-step` waits for a good result.
+    Exit status: 0 when the run finished (or you detached), 1 when it failed, was cancelled,
+    its process died or it was never started, so `thresher attach RUN && next-step` goes on only
+    after a good result.
     """
     catalog = _workspace_catalog(ctx)
     run_dir = runs.resolve_run_dir(catalog.workspace.runs_dir, run)
