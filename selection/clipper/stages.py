@@ -13,12 +13,11 @@ from typing import Any
 from selection.clipper.config import ClipperConfig, render_prompt
 from selection.clipper.result import ResultStage
 from selection.clipper.zeroshot import (
-    MIN_REPLIES_TO_FAIL,
     EmptyReplies,
     Resources,
     ZeroShotStage,
+    answer_and_judge,
     batched,
-    judge_all,
     turn,
     zero_shot_split,
 )
@@ -89,18 +88,8 @@ class ProbeStage:
                     turn("user", render_prompt(template, qr["question"]), qr["images"]),
                 )
             )
-        gen = self.res.engine(ctx).generate
-        mnt = self.config.max_new_tokens
-        responses = batched(ctx, reqs, self.res.call_size, lambda b: gen(b, max_new_tokens=mnt))
-        self.empty.note(ctx, responses, at_least=MIN_REPLIES_TO_FAIL)
-        verdicts = judge_all(
-            ctx,
-            self.res,
-            [rec[q]["question"] for q in query_id],
-            [rec[q]["answer"] for q in query_id],
-            responses,
-            [rec[q]["task"] for q in query_id],
-        )
+        targets = [rec[q] for q in query_id]
+        responses, verdicts = answer_and_judge(ctx, self.res, reqs, targets, self.empty)
         return pa.table(
             {
                 "demo_id": pa.array(demo_id, pa.int64()),

@@ -114,6 +114,26 @@ class EmptyReplies:
             )
 
 
+def answer_and_judge(
+    ctx: RunContext, res: Resources, reqs: list[Any], targets: list[dict], empty: EmptyReplies
+) -> tuple[list[Any], list[Any]]:
+    """Greedy replies to `reqs` in engine-sized batches, empty ones counted, each judged against
+    its target row's question, answer and task."""
+    gen = res.engine(ctx).generate
+    mnt = res.config.max_new_tokens
+    responses = batched(ctx, reqs, res.call_size, lambda b: gen(b, max_new_tokens=mnt))
+    empty.note(ctx, responses, at_least=MIN_REPLIES_TO_FAIL)
+    verdicts = judge_all(
+        ctx,
+        res,
+        [r["question"] for r in targets],
+        [r["answer"] for r in targets],
+        responses,
+        [r["task"] for r in targets],
+    )
+    return responses, verdicts
+
+
 class ZeroShotStage:
     """Stage 1 (eq. 1): greedy zero-shot answer to each sample's first question, judged -> P / W."""
 
@@ -134,18 +154,7 @@ class ZeroShotStage:
         ok = [r for r, p in zip(rows, problem, strict=True) if p is None]
         template = self.config.zero_shot_prompt
         reqs = [(turn("user", render_prompt(template, r["question"]), r["images"]),) for r in ok]
-        gen = self.res.engine(ctx).generate
-        mnt = self.config.max_new_tokens
-        responses = batched(ctx, reqs, self.res.call_size, lambda b: gen(b, max_new_tokens=mnt))
-        self.empty.note(ctx, responses, at_least=MIN_REPLIES_TO_FAIL)
-        verdicts = judge_all(
-            ctx,
-            self.res,
-            [r["question"] for r in ok],
-            [r["answer"] for r in ok],
-            responses,
-            [r["task"] for r in ok],
-        )
+        responses, verdicts = answer_and_judge(ctx, self.res, reqs, ok, self.empty)
         by_id = {r["sample_id"]: (s, v) for r, s, v in zip(ok, responses, verdicts, strict=True)}
         out: dict[str, list] = {k: [] for k in ("sample_id", "response", "correct", "rule")}
         for r in rows:
