@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from selection.engines.base import ChatRequest, EngineError, check_request
+from store.errors import ThresherError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,10 @@ class TransformersEngine:
         torch_dtype = _dtype(dtype, self.device)
         from selection.models.resolve import resolve_model
 
-        source = resolve_model(self.model_id)  # offline + not cached: fails here, at once
+        try:
+            source = resolve_model(self.model_id)  # offline + not cached: fails here, at once
+        except ThresherError as exc:
+            raise EngineError(f"cannot load model {self.model_id!r}: {exc}") from None
         try:
             self.processor = AutoProcessor.from_pretrained(
                 source, trust_remote_code=trust_remote_code
