@@ -220,6 +220,10 @@ class RuleJudge:
         if value is None:
             value = counted_number(normalize(text), item.question)
         if value is None:
+            said = normalize(stated) if stated else normalize(text)
+            if not NUM_RE.search(said) and len(said.split()) <= 3:
+                # "The answer is twox." / "Many.": a stated answer with no number at all
+                return Verdict(False, "numeric", f"no number in {said!r}")
             return Verdict(None, "numeric", "no single number")
         wants = [parse_number(r) for r in refs]
         ok = any(

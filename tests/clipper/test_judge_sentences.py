@@ -91,6 +91,9 @@ CASES = [
     (COUNT_Q, "3", "There are 3 or 4 circles.", None),
     (COUNT_Q, "3", "It is difficult to count the circles precisely.", None),
     (COUNT_Q, "3", "I see 2 squares, 5 triangles and 4 stars.", None),  # no circles counted
+    (COUNT_Q, "3", "Many.", False),  # a short reply with no number at all
+    (COUNT_Q, "3", "I'm not sure how many there are.", None),
+    ("Write the number 2 as an English word.", "two", "The answer is twenty.", False),
     ("How many people are in the photo?", "2", "There are two people in the photo.", True),
     ("How many people are in the photo?", "5", "There are two people in the photo.", False),
     # --- colour / shape / word -------------------------------------------------------------
