@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App
@@ -15,14 +16,16 @@ from textual.command import Hit, Hits, Provider
 from textual.message import Message
 from textual.screen import Screen
 
-from store.catalog import Catalog
 from store.workspace import Workspace
 from tui.data.decisions import Applier, Decision, DecisionWriter
-from tui.data.run_view import RunView
 from tui.data.workspace_view import WorkspaceReader, WorkspaceState, workspace_stamp
 from tui.screens.base import DecisionApplied, ReportsWorkerErrors, WorkspaceChanged, describe
 from tui.screens.home import HomeScreen
 from tui.widgets.dialogs import HelpScreen, help_text
+
+if TYPE_CHECKING:  # DuckDB and pyarrow load in workers, after the first paint
+    from store.catalog import Catalog
+    from tui.data.run_view import RunView
 
 POLL_S = 1.0  # how often the workspace's files are stat'ed for changes made by anyone
 MAX_VIEWS = 3  # opened runs kept in memory besides those on the screen stack
@@ -121,8 +124,9 @@ class ThresherApp(ReportsWorkerErrors, App):
         self.workspace = workspace
         self.image_mode = image_mode
         self.open_run = open_run
-        self.catalog = Catalog.open(workspace)
-        self.writer = DecisionWriter(self.catalog, self._decision_done)
+        self._catalog: Catalog | None = None
+        self._catalog_lock = threading.Lock()
+        self.writer = DecisionWriter(lambda: self.catalog, self._decision_done)
         # decisions change the in-memory view on this thread, in key order, never on the UI's
         self.applier = Applier(self.writer, lambda *a: self.post_message(DecisionApplied(*a)))
         self._views: dict[str, RunView] = {}
@@ -144,6 +148,16 @@ class ThresherApp(ReportsWorkerErrors, App):
 
     # ---------------------------------------------------------------- live workspace
 
+    @property
+    def catalog(self) -> Catalog:
+        """Opened (created, migrated) on first use, in the first worker that needs it."""
+        with self._catalog_lock:
+            if self._catalog is None:
+                from store.catalog import Catalog
+
+                self._catalog = Catalog.open(self.workspace)
+            return self._catalog
+
     def adopt(self, pid: int | None) -> None:
         """A detached job this process started: reap it when it ends (no zombie until quit)."""
         if pid:
@@ -162,6 +176,7 @@ class ThresherApp(ReportsWorkerErrors, App):
     def poll_workspace(self, force: bool = False) -> None:
         """Stat the workspace's files; read it again only when one changed (or `force`)."""
         self._reap()
+        self.catalog  # noqa: B018 -- the first poll creates/migrates it, off the UI thread
         stamp = workspace_stamp(self.workspace)
         if stamp == self._stamp and not force:
             return
@@ -206,6 +221,8 @@ class ThresherApp(ReportsWorkerErrors, App):
             if run_id in self._views:
                 self._views[run_id] = self._views.pop(run_id)  # most recently used last
                 return self._views[run_id]
+        from tui.data.run_view import RunView
+
         view = RunView(self.workspace, run_id, load=False)
         with self._views_lock:
             kept = self._views.setdefault(run_id, view)

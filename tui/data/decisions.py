@@ -12,9 +12,10 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from store import decisions as decision_log
-from store.catalog import Catalog
+if TYPE_CHECKING:
+    from store.catalog import Catalog
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,10 @@ Callback = Callable[[Decision, "BaseException | None"], None]
 class DecisionWriter:
     """Queue decisions; a daemon thread commits them one by one and reports each via `on_done`."""
 
-    def __init__(self, catalog: Catalog, on_done: Callback | None = None) -> None:
-        self.catalog = catalog
+    def __init__(
+        self, catalog: Catalog | Callable[[], Catalog], on_done: Callback | None = None
+    ) -> None:
+        self._catalog = catalog  # or a function giving it (the app opens it in a worker)
         self.on_done = on_done
         self._queue: queue.Queue[Decision | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="decision-writer", daemon=True)
@@ -64,8 +67,11 @@ class DecisionWriter:
                 return
             error: BaseException | None = None
             try:
+                from store import decisions as decision_log  # pyarrow: not before the first paint
+
+                catalog = self._catalog() if callable(self._catalog) else self._catalog
                 decision_log.record(
-                    self.catalog, item.run_id, list(item.sample_ids), item.action, scope=item.scope
+                    catalog, item.run_id, list(item.sample_ids), item.action, scope=item.scope
                 )
             except (
                 Exception

@@ -11,15 +11,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-
-from store import decisions as decision_log
 from store import runs as run_files
-from store.catalog import Catalog
 from store.errors import ThresherError
 from store.workspace import Workspace
-from tui.data.sql import rows
+
+if TYPE_CHECKING:  # DuckDB and pyarrow load in the first worker, not before the first paint
+    import duckdb
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,8 @@ def workspace_stamp(workspace: Workspace) -> tuple:
 
 def list_datasets(workspace: Workspace) -> list[DatasetRow]:
     """Datasets with their flag counts; opens the catalog for one short read."""
+    from store.catalog import Catalog
+
     if not workspace.exists():
         return []
     with Catalog(workspace).connect() as con:
@@ -89,6 +90,8 @@ def list_datasets(workspace: Workspace) -> list[DatasetRow]:
 
 
 def _datasets(con: duckdb.DuckDBPyConnection) -> list[DatasetRow]:
+    from tui.data.sql import rows
+
     datasets = rows(
         con,
         "SELECT dataset_id, name, format, n_samples, n_flagged FROM datasets ORDER BY dataset_id",
@@ -121,6 +124,9 @@ class WorkspaceReader:
         self._counts: dict[str, tuple[tuple, tuple[int, int, int] | None]] = {}
 
     def read(self) -> WorkspaceState:
+        from store.catalog import Catalog
+        from tui.data.sql import rows
+
         found = run_files.list_runs(self.workspace.runs_dir)
         if not self.workspace.exists():
             return WorkspaceState([], [self._row(r, None) for r in found], {})
@@ -136,6 +142,10 @@ class WorkspaceReader:
     def _totals(
         self, con: duckdb.DuckDBPyConnection, run: run_files.Run, seq: int
     ) -> tuple[int, int, int] | None:
+        import duckdb
+
+        from store import decisions as decision_log
+
         files = run.result_files
         if not files:
             return None

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import Button, Input, Label, Markdown
+from textual.widgets import Button, Input, Label
 
 
 def help_text(widget: Widget | None, screen: Widget) -> str:
@@ -41,6 +41,8 @@ class HelpScreen(ModalScreen[None]):
         self.text = text
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import Markdown  # markdown-it: only when help is asked for
+
         with VerticalScroll(id="help-body", classes="dialog"):
             yield Markdown(self.text)
 
