@@ -15,7 +15,7 @@ from selection.search import FAISS_AVAILABLE, EmbeddingIndex, RunSearcher, encod
 from store.errors import NotFound, ThresherError
 from tests.ofa.conftest import TINY_CLIP
 
-BACKENDS = ["numpy", pytest.param("faiss", marks=pytest.mark.skipif(not FAISS_AVAILABLE, reason="no faiss"))]  # fmt: skip
+BACKENDS = ["numpy", "torch", pytest.param("faiss", marks=pytest.mark.skipif(not FAISS_AVAILABLE, reason="no faiss"))]  # fmt: skip
 
 
 def _unit_rows(rng, n, d):

@@ -36,10 +36,11 @@ def id_line(orig_id: str) -> str:
 )
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "faiss", "numpy"]),
+    type=click.Choice(["auto", "faiss", "torch", "numpy"]),
     default="auto",
     show_default=True,
-    help="auto: faiss when installed, else a blocked NumPy scan (same results, slower).",
+    help="auto: faiss when installed (pip install -e '.[faiss]'), else float16 products in "
+    "torch with the candidates re-scored in float32, else a blocked NumPy scan; same results.",
 )
 @click.option(
     "--approx",
