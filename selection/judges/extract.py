@@ -187,9 +187,16 @@ _HOW_MANY = re.compile(r"\bhow\s+many\s+([A-Za-z]+)", re.IGNORECASE)
 
 def counted_number(norm_reply: str, question: str) -> float | None:
     """The count a reply gives for "How many X": the number right before X (two words of
-    slack for adjectives: "three red circles"); a single stated number otherwise; "no X" is 0."""
+    slack for adjectives: "three red circles"); a single stated number otherwise; "no X" is 0.
+    Numbers the question itself states are context, not the answer ("The number 3 is a word in
+    English." answers nothing to "Write the number 3 as a word"), unless the reply is just one."""
     nums = numbers_in(norm_reply)
     words = norm_reply.split()
+    if len(words) == 1 and nums:
+        return nums[0]
+    if any(c.isdigit() for c in question) or any(w in _DIGITS for w in question.lower().split()):
+        asked = set(numbers_in(normalize(question)))
+        nums = [n for n in nums if n not in asked]
     m = _HOW_MANY.search(question)
     noun = m.group(1).lower().rstrip("s") if m else None
     if noun:

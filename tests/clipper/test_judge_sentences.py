@@ -94,6 +94,9 @@ CASES = [
     (COUNT_Q, "3", "Many.", False),  # a short reply with no number at all
     (COUNT_Q, "3", "I'm not sure how many there are.", None),
     ("Write the number 2 as an English word.", "two", "The answer is twenty.", False),
+    ("Write the number 3 as an English word.", "three", "The number 3 is a word in English.", None),
+    ("What is 13 plus 11?", "24", "13 plus 11 is 24.", True),
+    ("What is 13 plus 11?", "24", "13 plus 11 equals 25.", False),
     ("How many people are in the photo?", "2", "There are two people in the photo.", True),
     ("How many people are in the photo?", "5", "There are two people in the photo.", False),
     # --- colour / shape / word -------------------------------------------------------------
