@@ -144,7 +144,10 @@ class ThresherApp(ReportsWorkerErrors, App):
         if self.open_run:
             self.open_browser(self.open_run)
         self.poll_workspace()
-        self.set_interval(POLL_S, self.poll_workspace)
+        self.set_interval(POLL_S, self._poll)
+
+    def _poll(self) -> None:
+        self.poll_workspace(counts=isinstance(self.screen, HomeScreen))
 
     # ---------------------------------------------------------------- live workspace
 
@@ -173,14 +176,15 @@ class ThresherApp(ReportsWorkerErrors, App):
                 self._children.discard(pid)
 
     @work(thread=True, exclusive=True, group="workspace-poll", exit_on_error=False)
-    def poll_workspace(self, force: bool = False) -> None:
-        """Stat the workspace's files; read it again only when one changed (or `force`)."""
+    def poll_workspace(self, force: bool = False, counts: bool = True) -> None:
+        """Stat the workspace's files; read it again only when one changed (or `force`).
+        `counts`: recount effective selections (Home shows them; other screens do not)."""
         self._reap()
         self.catalog  # noqa: B018 -- the first poll creates/migrates it, off the UI thread
         stamp = workspace_stamp(self.workspace)
         if stamp == self._stamp and not force:
             return
-        state = self._reader.read()
+        state = self._reader.read(counts)
         self._stamp = stamp
         self.post_message(WorkspaceChanged(state))
 

@@ -123,7 +123,9 @@ class WorkspaceReader:
         self.workspace = workspace
         self._counts: dict[str, tuple[tuple, tuple[int, int, int] | None]] = {}
 
-    def read(self) -> WorkspaceState:
+    def read(self, counts: bool = True) -> WorkspaceState:
+        """`counts=False` reuses the last counts instead of scanning results (while nobody looks
+        at them: a browser on a 1M-row run should not share the CPU with a recount)."""
         from store.catalog import Catalog
         from tui.data.sql import rows
 
@@ -136,7 +138,12 @@ class WorkspaceReader:
                 r[0]: int(r[1])
                 for r in rows(con, "SELECT run_id, max(seq) FROM decisions GROUP BY run_id")
             }
-            out = [self._row(r, self._totals(con, r, seqs.get(r.run_id, 0))) for r in found]
+            out = [
+                self._row(
+                    r, self._totals(con, r, seqs.get(r.run_id, 0)) if counts else self._last(r)
+                )
+                for r in found
+            ]
         return WorkspaceState(datasets, out, seqs)
 
     def _totals(
@@ -161,6 +168,10 @@ class WorkspaceReader:
             )
         self._counts[run.run_id] = (key, totals)
         return totals
+
+    def _last(self, run: run_files.Run) -> tuple[int, int, int] | None:
+        cached = self._counts.get(run.run_id)
+        return cached[1] if cached else None
 
     def _row(self, run: run_files.Run, totals: tuple[int, int, int] | None) -> RunRow:
         return RunRow(

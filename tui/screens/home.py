@@ -96,6 +96,7 @@ class HomeScreen(ThresherScreen):
 
     def on_screen_resume(self) -> None:
         self.show(self.app.state)
+        self.app.poll_workspace(force=True)  # counts were not kept up to date while away
 
     def show(self, state: WorkspaceState) -> None:
         """Redraw both tables from the app's latest look at the workspace (polled every second)."""
