@@ -14,7 +14,21 @@ from selection.jobs import create_run, run_job
 from tests.helpers.chat_server import ChatServer
 from tests.helpers.datasets import make_demo_dataset
 
-WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+WORDS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
 OTHER = {"red": "blue", "blue": "green", "green": "red", "circle": "square", "square": "circle"}
 
 
