@@ -75,7 +75,7 @@ _LEAD_IN = re.compile(
 _SENTENCE_END = re.compile(r"(?:\.(?!\d)|[!?\n;])\s*")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)  # for references ("yes", "2", "red") and options; replies rarely repeat
 def normalize(text: str) -> str:
     """Lowercase, drop punctuation and articles, number words -> digits, squeeze spaces."""
     text = text.lower()

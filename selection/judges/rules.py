@@ -249,10 +249,10 @@ class RuleJudge:
         }
 
 
-@lru_cache(maxsize=65536)
 def _rule_for(task: str | None, question: str, references: tuple[str, ...]) -> str:
     """The rule for a (task, question, references): from the task, else from their shape.
-    Cached: a dataset repeats its questions and answers far more than replies repeat."""
+    Not cached: every sample has its own question, and a probe's query comes back only after
+    many other demonstrations (an LRU cache cost more than it saved on bench/judge.py)."""
     rule = TASK_RULES.get((task or "").lower())
     options = parse_options(question)
     if rule == "mc" or (
