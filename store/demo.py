@@ -260,6 +260,34 @@ def _sample(seed: int, index: int, mix: tuple[tuple[str, float], ...], out_dir: 
     return {"id": sid, "image": image, "task": task, "conversations": _turns(pairs)}
 
 
+def scene_of(
+    seed: int, index: int, mix: dict[str, float] | None = None
+) -> tuple[str, Scene | None]:
+    """(task, first scene) of sample `index` of a build, replayed from its seed without drawing:
+    the demo's own labels (what the demo CLIP learns from, and what cluster purity is scored on)."""
+    norm = _normalise_mix(mix)
+    rng = random.Random(f"{seed}:{index}")
+    task = rng.choices([t for t, _ in norm], weights=[w for _, w in norm])[0]
+    return task, (None if task == "text" else _scene(rng))
+
+
+def caption(scene: Scene) -> str:
+    """A plain description of a scene: its shapes by colour and place, and its word."""
+    parts = [
+        f"a {o['colour']} {o['shape']} at the {POSITIONS[o['cell']]}" for o in scene["objects"]
+    ]
+    if scene["word"]:
+        parts.append(f"the word {scene['word']}")
+    return ", ".join(parts)
+
+
+def dominant(scene: Scene, key: str) -> str:
+    """The most frequent value of `key` ("colour" or "shape") among a scene's objects (ties: first
+    drawn), a one-word label of the scene for purity scores."""
+    values = [o[key] for o in scene["objects"]]
+    return max(values, key=values.count)
+
+
 def _chunk(args: tuple[int, int, int, tuple[tuple[str, float], ...], str]) -> list[dict]:
     seed, start, stop, mix, out_dir = args
     return [_sample(seed, i, mix, Path(out_dir)) for i in range(start, stop)]
