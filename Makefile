@@ -31,8 +31,10 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy store selection
 
+# Two pytest workers (one per core on the 2-core boxes we target); a module's tests stay on one
+# worker so its module-scoped models are built once. Tiny models are cached across workers.
 test: lint
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 # The lowest versions pyproject.toml allows (uv's lowest-direct resolution) in .venv-lowest, with
 # the torch pair of .venv borrowed, and a smoke subset of the tests (scripts/test-lowest.sh).

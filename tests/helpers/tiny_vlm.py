@@ -11,6 +11,7 @@ projector + Llama, the LLaVA-1.5 "USER: ... ASSISTANT: ...</s>" template).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -265,29 +266,47 @@ _BUILDERS = {
 }
 
 
+TINY_VERSION = 1  # bump when a builder changes, so cached builds are not reused
+
+
 def build_tiny_vlm(arch: str, out_dir: str | os.PathLike) -> Path:
-    """Build a tiny random VLM of `arch` into `out_dir` (reused if already complete)."""
+    """Build a tiny random VLM of `arch` into `out_dir` (reused if already complete).
+
+    The build goes to a sibling temp folder that is renamed into place, so concurrent builders
+    (pytest-xdist workers) never see half a model: the first rename wins, the others drop theirs.
+    """
     if arch not in _BUILDERS:
         raise ValueError(f"unknown tiny VLM arch {arch!r}; choose one of {sorted(_BUILDERS)}")
     out = Path(out_dir)
-    marker = out / ".complete"
-    if marker.exists():
+    if (out / ".complete").exists():
         return out
-    out.mkdir(parents=True, exist_ok=True)
-    _BUILDERS[arch](out)
-    marker.write_text(arch)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        _BUILDERS[arch](tmp)
+        (tmp / ".complete").write_text(arch)
+        try:
+            os.rename(tmp, out)
+        except OSError:  # another process finished first (or a stale incomplete folder)
+            if not (out / ".complete").exists():
+                shutil.rmtree(out, ignore_errors=True)
+                os.rename(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-_SESSION_DIR: Path | None = None
+def cache_root() -> Path:
+    """Builds shared by test processes and sessions: $THRESHER_TEST_CACHE, else
+    <tmp>/thresher-test-cache. Every build there is deterministic (seeded) and atomic."""
+    return Path(
+        os.environ.get("THRESHER_TEST_CACHE") or Path(tempfile.gettempdir()) / "thresher-test-cache"
+    )
 
 
 def tiny_vlm(arch: str) -> Path:
-    """The session-wide build of `arch` (built once per test process, in a temp dir)."""
-    global _SESSION_DIR
-    if _SESSION_DIR is None:
-        _SESSION_DIR = Path(tempfile.mkdtemp(prefix="thresher-tiny-vlm-"))
-    return build_tiny_vlm(arch, _SESSION_DIR / arch)
+    """The shared build of `arch`: built once, then reused by every test process and session."""
+    return build_tiny_vlm(arch, cache_root() / f"tiny-{arch}-v{TINY_VERSION}")
 
 
 def make_images(folder: str | os.PathLike, n: int = 2, size: int = 40) -> list[str]:
@@ -316,7 +335,4 @@ def demo_model_dir() -> Path:
     """
     from selection.models.demo_model import DEMO_NAME, DEMO_VERSION, build_demo_model
 
-    root = Path(
-        os.environ.get("THRESHER_TEST_CACHE") or Path(tempfile.gettempdir()) / "thresher-test-cache"
-    )
-    return build_demo_model(root / f"{DEMO_NAME}-v{DEMO_VERSION}")
+    return build_demo_model(cache_root() / f"{DEMO_NAME}-v{DEMO_VERSION}")
