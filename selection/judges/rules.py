@@ -55,6 +55,8 @@ _NO = frozenset({"no", "nope", "nah", "false", "incorrect"})
 
 # An option line or inline option: "A. red", "(B) green", "C) blue", "D: yellow".
 _OPTION = re.compile(r"(?:^|\n|\s)\(?([A-H])[\.\):]\s*([^\n]+?)(?=\s+\(?[A-H][\.\):]\s|\n|$)")
+_OPTION_LINE = re.compile(r"^[ \t]*\(?([A-H])[\.\):][ \t]*(\S[^\n]*)$", re.MULTILINE)
+_INLINE_MARK = re.compile(r"\s\(?[A-H][\.\):]\s")
 _HAS_A = re.compile(r"(?:^|\s)\(?A[\.\):]")
 # A letter answer: "B", "(B)", "B.", "B) green", "Answer: B", "The answer is (B)".
 _LETTER = re.compile(
@@ -88,7 +90,11 @@ def parse_options(question: str) -> dict[str, str]:
 
 @lru_cache(maxsize=4096)
 def _parse_options(question: str) -> dict[str, str]:
-    opts = {m.group(1): m.group(2).strip() for m in _OPTION.finditer(question)}
+    # One option per line (LLaVA / ScienceQA style) is read line by line, which is several
+    # times cheaper than the general pattern; inline lists ("(A) x (B) y") take the general one.
+    opts = {m.group(1): m.group(2).strip() for m in _OPTION_LINE.finditer(question)}
+    if len(opts) < 2 or any(_INLINE_MARK.search(v) for v in opts.values()):
+        opts = {m.group(1): m.group(2).strip() for m in _OPTION.finditer(question)}
     letters = sorted(opts)
     # Require a run A, B, ... so a stray "I." in prose does not count as options.
     if len(letters) < 2 or letters[0] != "A":
