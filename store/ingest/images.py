@@ -142,10 +142,15 @@ class ImageChecker:
             hit = where >= 0
             state[hit] = np.fromiter(self.known.values(), dtype=np.int8)[where[hit]]
             skip = skip | hit
+        if skip.all():
+            return state
         folders = pc.replace_substring_regex(paths, r"/[^/]*$", "")
         existing: list[str] = []
         unlisted: list[str] = []
-        for folder in pc.unique(folders).to_pylist():
+        # Only folders of paths still to check: not the image store's 256 folders, say, whose
+        # files were judged as they were stored (their listing grows with every dataset).
+        todo_folders = pc.filter(folders, pa.array(~skip)) if skip.any() else folders
+        for folder in pc.unique(todo_folders).to_pylist():
             names = self._listing(folder)
             if names is None:
                 unlisted.append(folder)
