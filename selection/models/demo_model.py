@@ -129,9 +129,9 @@ def _build(src: Path, out: Path, step: Callable[[str], None]) -> None:
     text_cfg = lm.config.to_dict()
     for key in ("quantization_config", "_name_or_path", "transformers_version", "architectures"):
         text_cfg.pop(key, None)
-    text_cfg["vocab_size"] = int(lm.get_input_embeddings().weight.shape[0])  # type: ignore[index]
+    text_cfg["vocab_size"] = int(lm.get_input_embeddings().weight.shape[0])
     ids = {t: tok.convert_tokens_to_ids(t) for t in ("<image>", "<|im_end|>", "<|im_start|>")}
-    config = Idefics3Config(  # type: ignore[call-arg]  # pad_token_id goes to PreTrainedConfig
+    config = Idefics3Config(  # pad_token_id goes to PreTrainedConfig
         text_config=text_cfg,
         vision_config={
             "hidden_size": 64,
@@ -142,7 +142,7 @@ def _build(src: Path, out: Path, step: Callable[[str], None]) -> None:
             "patch_size": PATCH,
         },
         scale_factor=SCALE,
-        image_token_id=int(ids["<image>"]),  # type: ignore[arg-type]
+        image_token_id=int(ids["<image>"]),
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=True,
     )
