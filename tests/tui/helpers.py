@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
+
+from textual.worker import WorkerCancelled
 
 
 async def settle(pilot) -> None:
     """Let short-lived workers finish and their messages be handled (never used with a following worker)."""
     app = pilot.app
-    for _ in range(3):
+    # a decision hops applier thread -> app -> screen -> a worker -> the screen: a few rounds
+    for _ in range(5):
         applier = getattr(app, "applier", None)
         if applier is not None:
             applier.flush()  # decisions are applied on their own thread, in key order
-        await app.workers.wait_for_complete()
+        # an exclusive worker replaced by a newer one raises here; the next round waits for that
+        with contextlib.suppress(WorkerCancelled):
+            await app.workers.wait_for_complete()
         await pilot.pause()
 
 

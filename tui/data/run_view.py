@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -127,8 +128,12 @@ class RunView:
         self._lock = threading.Lock()
         self._con = duckdb.connect()
         rows(self._con, "SET preserve_insertion_order = true")
-        self._generation = 0
+        self._generation = 0  # bumped by every set_query: a late materialize() is discarded
+        self._tables = 0
         self._ord: str | None = None  # None = input order, no filter
+        self._order: np.ndarray | None = None  # a sort-only ordering, not yet a table
+        self._scores_cache: dict[str, np.ndarray] = {}
+        self._sorted: dict[tuple[str, bool], np.ndarray] = {}
         self.n_rows = 0
         self.total_rows = 0
         self.query = Query()
@@ -278,16 +283,80 @@ class RunView:
         return (" AND ".join(clauses) or "true"), params
 
     def set_query(self, query: Query) -> int:
-        """Materialise the ordering for this filter/sort; returns how many rows it has."""
+        """Make this filter/sort the current ordering; returns how many rows it has.
+
+        A sort alone (the common case) is answered from a NumPy argsort of the score column in
+        ~0.1-0.2 s at 1M rows; pages then join 100 rids into `base` until `materialize()` (the
+        caller's worker runs it next) has written the ordering as a table with the display
+        columns, after which a page is one contiguous range again."""
         self.ensure_loaded()
         if query.sort is not None and query.sort not in self.columns:
             raise ThresherError(f"run {self.run_id} has no score column {query.sort!r}.")
         if query == Query():
             with self._lock:
-                old, self._ord, self.query, self.n_rows = self._ord, None, query, self.total_rows
+                self._generation += 1
+                old, self._ord, self._order = self._ord, None, None
+                self.query, self.n_rows = query, self.total_rows
                 if old:
                     rows(self._con, f"DROP TABLE IF EXISTS {old}")
             return self.n_rows
+        if query.sort and query == Query(sort=query.sort, descending=query.descending):
+            order = self._argsort(query.sort, query.descending)
+            with self._lock:
+                self._generation += 1
+                old, self._ord, self._order = self._ord, None, order
+                self.query, self.n_rows = query, len(order)
+                if old:
+                    rows(self._con, f"DROP TABLE IF EXISTS {old}")
+            return self.n_rows
+        name, n = self._materialize(query)
+        with self._lock:
+            self._generation += 1
+            old, self._ord, self._order, self.query, self.n_rows = self._ord, name, None, query, n
+            if old:
+                rows(self._con, f"DROP TABLE IF EXISTS {old}")
+        return n
+
+    def materialize(self) -> None:
+        """Write a sort-only ordering as a table (fast contiguous pages); no-op otherwise."""
+        with self._lock:
+            if self._order is None:
+                return
+            query, generation = self.query, self._generation
+        name, _ = self._materialize(query)
+        with self._lock:
+            if self._generation != generation:  # another query came meanwhile
+                rows(self._con, f"DROP TABLE IF EXISTS {name}")
+                return
+            old, self._ord, self._order = self._ord, name, None
+            if old:
+                rows(self._con, f"DROP TABLE IF EXISTS {old}")
+
+    def prepare_sorts(self) -> None:
+        """Compute every score's orderings ahead (a worker, after the first load): the `s` key then
+        only reads the first page (8 MB per ordering at 1M rows)."""
+        for column in self.scores:
+            for descending in (False, True):
+                self._argsort(column, descending)
+
+    def _argsort(self, column: str, descending: bool) -> np.ndarray:
+        """rids ordered by `column` (NULLs last, ties by rid), as `ORDER BY ... NULLS LAST, rid`."""
+        done = self._sorted.get((column, descending))
+        if done is not None:
+            return done
+        values = self._scores_cache.get(column)
+        if values is None:
+            with self._lock:
+                values = arrow(self._con, f"SELECT {q(column)} AS v FROM base ORDER BY rid")
+            values = values["v"].to_numpy(zero_copy_only=False).astype(np.float64)
+            self._scores_cache[column] = values
+        key = -values if descending else values.copy()
+        key[np.isnan(key)] = np.inf
+        order = np.argsort(key, kind="stable")
+        self._sorted[(column, descending)] = order
+        return order
+
+    def _materialize(self, query: Query) -> tuple[str, int]:
         where, params = self._where(query)
         if query.sort:
             direction = "DESC" if query.descending else "ASC"
@@ -296,8 +365,8 @@ class RunView:
             order = "b.rid"
         display = "".join(f", b.{q(c)}" for c in self.scores)
         with self._lock:
-            self._generation += 1
-            name = f"ord_{self._generation}"
+            self._tables += 1
+            name = f"ord_{self._tables}"
             cur = self._con.cursor()
         try:
             rows(
@@ -312,11 +381,7 @@ class RunView:
             n = one(cur, f"SELECT count(*) FROM {name}")[0]
         finally:
             cur.close()
-        with self._lock:
-            old, self._ord, self.query, self.n_rows = self._ord, name, query, n
-            if old:
-                rows(self._con, f"DROP TABLE IF EXISTS {old}")
-        return n
+        return name, n
 
     def page(self, start: int, count: int) -> list[SampleRow]:
         """Rows [start, start + count) of the current ordering."""
@@ -329,6 +394,25 @@ class RunView:
             f"{scores}"
         )
         with self._lock:
+            if self._order is not None:  # a sort not yet materialised: 100 rids joined in
+                picked = self._order[start : start + count]
+                page = pa.table({"rn": pa.array(range(start, start + len(picked)), pa.int64()),
+                                 "rid": pa.array(picked, pa.int64())})  # fmt: skip
+                self._con.register("_page", page)
+                try:
+                    found = rows(
+                        self._con,
+                        f"{select} FROM _page p JOIN base b USING (rid) "
+                        "LEFT JOIN ovr o USING (rid) ORDER BY p.rn",
+                    )
+                finally:
+                    self._con.unregister("_page")
+                return [
+                    SampleRow(
+                        r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], bool(r[7]), tuple(r[8:])
+                    )
+                    for r in found
+                ]
             if self._ord is None:
                 sql = (
                     f"{select} FROM base b LEFT JOIN ovr o USING (rid) "
@@ -382,6 +466,12 @@ class RunView:
         """Where a sample sits in the current ordering (None: not in this filter, or no such id)."""
         self.ensure_loaded()
         with self._lock:
+            if self._order is not None:
+                found = one(self._con, "SELECT rid FROM base WHERE sample_id = ?", [sample_id])
+                if found is None:
+                    return None
+                hits = np.flatnonzero(self._order == found[0])
+                return int(hits[0]) if len(hits) else None
             if self._ord is None:
                 row = one(self._con, "SELECT rid FROM base WHERE sample_id = ?", [sample_id])
             else:

@@ -163,6 +163,7 @@ class BrowserScreen(ThresherScreen):
         self.view = view
         self.grouping = view.group_columns[0] if view.group_columns else None
         self._grouping_shown: str | None = "?"  # the grouping the group list's columns are for
+        self._sorts_ready = False
         self.groups: list[GroupRow] = []
         self.totals: tuple[int, int, int] | None = None
         self.query_state = Query()
@@ -250,10 +251,14 @@ class BrowserScreen(ThresherScreen):
     @work(thread=True, exclusive=True, group="browser-groups", exit_on_error=False)
     def refresh_groups(self) -> None:
         self.post_message(self.GroupsReady(self.view.groups(self.grouping), self.view.totals()))
+        if not self._sorts_ready:  # once: every score's orderings, so `s` answers at once
+            self._sorts_ready = True
+            self.view.prepare_sorts()
 
     @work(thread=True, exclusive=True, group="browser-query", exit_on_error=False)
     def run_query(self, query: Query) -> None:
         self.post_message(self.QueryReady(query, self.view.set_query(query)))
+        self.view.materialize()  # a sort shows at once; its pages get faster after this
 
     def worker_failed(self, group: str, error: BaseException | None) -> None:
         if group == "browser-query":
