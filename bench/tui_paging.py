@@ -40,7 +40,9 @@ async def measure(ws: Workspace, run_id: str, presses: int) -> dict[str, object]
     app = ThresherApp(ws, image_mode="none", open_run=run_id)
     async with app.run_test(size=(120, 40)) as pilot:
         while not (
-            isinstance(app.screen, BrowserScreen) and app.screen.query_one(SampleTable).last_render
+            isinstance(app.screen, BrowserScreen)
+            and app.screen.query(SampleTable)  # the screen is pushed before it is composed
+            and app.screen.query_one(SampleTable).last_render
         ):
             await asyncio.sleep(0.005)
         out["first_paint_s"] = app.screen.query_one(SampleTable).last_render - t0
