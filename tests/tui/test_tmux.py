@@ -106,9 +106,15 @@ def test_tui_in_tmux_start_browse_drop_undo_compare_export_quit(runs_ws, catalog
     try:
         wait_for_text(session, "clipper-1")
         keys(session, "n")
-        wait_for_text(session, "Method parameters")
-        keys(session, "Enter")  # open the method list; type to find, enter to pick
-        wait_for_text(session, "baseline:random")
+        wait_for_text(session, "kmeans_iterations")  # OFA's fields: the method list has focus next
+        for attempt in range(3):  # open the method list (focus lands just after the fields)
+            keys(session, "Enter")
+            try:
+                wait_for_text(session, "baseline:random", timeout=5)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
         keys(session, "s", "l", "e", "e", "p")
         time.sleep(0.3)
         keys(session, "Enter")
