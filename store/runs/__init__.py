@@ -12,6 +12,7 @@ from store.runs.catalog import (
     result_summary,
     stage_files,
     sync_runs,
+    verdict_line,
     view_name,
 )
 from store.runs.events import (
@@ -89,6 +90,7 @@ __all__ = [
     "resolve_run_dir",
     "result_summary",
     "judge_verdicts",
+    "verdict_line",
     "snapshot_input",
     "stage_files",
     "sync_runs",

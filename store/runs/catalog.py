@@ -96,6 +96,20 @@ def judge_verdicts(run_dir: Path, meta: dict[str, Any]) -> dict[str, dict[str, d
     return verdicts if isinstance(verdicts, dict) else {}
 
 
+def verdict_line(by_rule: dict[str, dict[str, int]] | None) -> str:
+    """A CLIPPER stage's verdicts by what decided them, most first, undecided last:
+    "judged yesno 120 · mc 30 · contains 50 · undecided 12"; "" when there are none. The CLI's
+    `thresher runs` and the workstation's browser header show this same line."""
+    if not by_rule:
+        return ""
+    decided = {rule: c.get("correct", 0) + c.get("wrong", 0) for rule, c in by_rule.items()}
+    undecided = sum(c.get("undecided", 0) for c in by_rule.values())
+    parts = [f"{rule} {n:,}" for rule, n in sorted(decided.items(), key=lambda x: -x[1]) if n]
+    if undecided:
+        parts.append(f"undecided {undecided:,}")
+    return "judged " + " · ".join(parts)
+
+
 def create_views(con: Any, run_dir: Path, meta: dict[str, Any]) -> list[str]:
     """One view per Parquet stage of the run; the catalog stores no copy of the results."""
     names = []

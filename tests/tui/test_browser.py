@@ -136,3 +136,20 @@ async def test_clipper_groups_and_grouping_switch(app):
         await settle(pilot)
         assert screen.query_state.group == screen.groups[1].key
         assert screen.view.n_rows == screen.groups[1].size
+
+
+async def test_a_clipper_header_says_what_decided_the_verdicts(app, runs_ws):
+    """The same verdict line as `thresher runs`: a user sees how many replies the judge could
+    not decide (counted as not matched) without leaving the workstation."""
+    import json
+
+    run_dir = runs_ws.runs_dir / "clipper-1"
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["outputs"]["summary"] = "summary.json"
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    verdicts = {"yesno": {"correct": 7, "wrong": 3}, "undecided": {"undecided": 4}}
+    (run_dir / "summary.json").write_text(json.dumps({"verdicts": {"zeroshot": verdicts}}))
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = await open_browser(app, pilot, "clipper-1")
+        header = str(screen.query_one("#run-header").render())
+        assert "judged yesno 10 · undecided 4" in header

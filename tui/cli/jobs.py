@@ -247,7 +247,7 @@ def runs_table(
         if run.state == "failed" and run.status.get("error"):
             progress += f" [red]{escape(run.status['error'][:60])}[/]"
         if run.state == "done":
-            progress = verdict_line(runs.judge_verdicts(run.path, run.meta).get("zeroshot"))
+            progress = runs.verdict_line(runs.judge_verdicts(run.path, run.meta).get("zeroshot"))
         selected = ""
         if run.state == "done":
             summary = (summaries or {}).get(run.run_id) or runs.result_summary(run.path, run.meta)
@@ -459,19 +459,6 @@ def resume_command(ctx: click.Context, run: str, detach: bool) -> None:
     """Continue an interrupted, cancelled or failed run; finished shards are not recomputed."""
     catalog = _workspace_catalog(ctx)
     launch(catalog, runs.resolve_run_dir(catalog.workspace.runs_dir, run), detach)
-
-
-def verdict_line(by_rule: dict[str, dict[str, int]] | None) -> str:
-    """A CLIPPER stage's verdicts by what decided them, most first, undecided last:
-    "judged yesno 120 · mc 30 · contains 50 · undecided 12"; "" when there are none."""
-    if not by_rule:
-        return ""
-    decided = {rule: c.get("correct", 0) + c.get("wrong", 0) for rule, c in by_rule.items()}
-    undecided = sum(c.get("undecided", 0) for c in by_rule.values())
-    parts = [f"{rule} {n:,}" for rule, n in sorted(decided.items(), key=lambda x: -x[1]) if n]
-    if undecided:
-        parts.append(f"undecided {undecided:,}")
-    return "judged " + " · ".join(parts)
 
 
 def _run_json(run: Any) -> dict[str, Any]:

@@ -120,6 +120,10 @@ class RunView:
                 f"run {self.run_id} has no result shards yet under {self.run_dir / outputs.table}; "
                 "open its monitor (m) and come back when it is done."
             )
+        # CLIPPER: what decided the zero-shot verdicts (the header shows it, as `thresher runs`)
+        self.verdicts = run_files.verdict_line(
+            run_files.judge_verdicts(self.run_dir, self.meta).get("zeroshot")
+        )
         self.group_columns: list[str] = outputs.group_columns
         self.group_labels = {g.column: g.label for g in outputs.groups}
         self.selections: dict[str, str] = dict(outputs.selections)

@@ -187,6 +187,8 @@ class BrowserScreen(ThresherScreen):
         if totals:
             n, kept, overrides = totals
             head += f" · {n} samples · kept {kept} · overrides {overrides}"
+        if v.verdicts:  # so a user sees when the judge is guessing (undecided)
+            head += f" · {v.verdicts}"
         pending = self.app.writer.pending
         return head + (f" · saving {pending}…" if pending else " · saved")
 
