@@ -128,8 +128,28 @@ def main(argv: list[str] | None = None) -> int:
         import logging
 
         log = logging.getLogger(f"thresher.rank{rank()}")  # only rank 0 writes the job log
-    train(run_dir, config, int(meta["seed"]), ctx if rank() == 0 else None, log)
+    try:
+        train(run_dir, config, int(meta["seed"]), ctx if rank() == 0 else None, log)
+        _barrier()
+    finally:
+        _leave_group()
     return 0
+
+
+def _barrier() -> None:
+    """Every rank leaves together: a rank that exits while another still saves or talks took
+    the whole job down ("terminate called without an active exception", SIGABRT in gloo)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _leave_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
