@@ -44,25 +44,32 @@ def files(folder: Path) -> tuple[Path, Path]:
     return folder / f"{NAME}.json", folder / f"{NAME}.pt"
 
 
-def _pairs(demo_json: Path) -> tuple[list[Path], list[str]]:
-    """Every image of the demo build with the caption of the scene drawn in it."""
-    from store.demo import caption, scene_of
+def scenes(demo_json: str | os.PathLike[str]) -> list[tuple[dict, str, dict]]:
+    """(sample, task, scene) of every single-image sample of a demo build, its scene replayed from
+    the build's seed (text-only and two-image samples are left out)."""
+    from store.demo import scene_of
 
+    demo_json = Path(demo_json)
     build = json.loads((demo_json.parent / "build.json").read_text())
     mix = {t: w for t, w in build["mix"]}
-    images, captions = [], []
+    out = []
     for sample in json.loads(demo_json.read_text(encoding="utf-8")):
-        image = sample.get("image")
-        if not isinstance(image, str):  # text-only, or a two-image compare sample
+        if not isinstance(sample.get("image"), str):
             continue
-        index = int(sample["id"].rsplit("-", 1)[1])
-        _, scene = scene_of(build["seed"], index, mix)
+        task, scene = scene_of(build["seed"], int(sample["id"].rsplit("-", 1)[1]), mix)
         assert scene is not None  # a single-image sample has a scene
-        images.append(demo_json.parent / image)
-        captions.append(caption(scene))
-    if len(images) < 2:
+        out.append((sample, task, scene))
+    return out
+
+
+def _pairs(demo_json: Path) -> tuple[list[Path], list[str]]:
+    """Every image of the demo build with the caption of the scene drawn in it."""
+    from store.demo import caption
+
+    found = scenes(demo_json)
+    if len(found) < 2:
         raise ThresherError(f"{demo_json}: fewer than two single-image samples to train on")
-    return images, captions
+    return [demo_json.parent / s["image"] for s, _, _ in found], [caption(c) for _, _, c in found]
 
 
 def _load_images(paths: list[Path], size: int):
@@ -168,26 +175,16 @@ def train_demo_clip(
     return out
 
 
-def demo_labels(demo_json: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
-    """The demo's own labels of every single-image sample, by sample id: its task family and the
-    dominant colour and shape of its scene (what cluster purity is scored against)."""
-    from store.demo import dominant, scene_of
+def demo_labels(found: list[tuple[dict, str, dict]]) -> dict[str, list[str]]:
+    """The demo's own labels of `scenes()`, in order: task family and the dominant colour and
+    shape of each scene (what cluster purity is scored against)."""
+    from store.demo import dominant
 
-    demo_json = Path(demo_json)
-    build = json.loads((demo_json.parent / "build.json").read_text())
-    mix = {t: w for t, w in build["mix"]}
-    out: dict[str, dict[str, str]] = {}
-    for sample in json.loads(demo_json.read_text(encoding="utf-8")):
-        if not isinstance(sample.get("image"), str):
-            continue
-        task, scene = scene_of(build["seed"], int(sample["id"].rsplit("-", 1)[1]), mix)
-        assert scene is not None
-        out[sample["id"]] = {
-            "task": task,
-            "colour": dominant(scene, "colour"),
-            "shape": dominant(scene, "shape"),
-        }
-    return out
+    return {
+        "task": [task for _, task, _ in found],
+        "colour": [dominant(scene, "colour") for _, _, scene in found],
+        "shape": [dominant(scene, "shape") for _, _, scene in found],
+    }
 
 
 def purity(clusters, labels) -> float:
@@ -211,7 +208,8 @@ def demo_purity(demo_json: str | os.PathLike[str], encode_cfg: Any, k: int = 20)
     from selection.ofa.kmeans import kmeans
 
     demo_json = Path(demo_json)
-    samples = [s for s in json.loads(demo_json.read_text()) if isinstance(s.get("image"), str)]
+    found = scenes(demo_json)
+    samples = [sample for sample, _, _ in found]
     emb, reasons = encode_rows(
         load_encoder(encode_cfg),
         [[str(demo_json.parent / s["image"])] for s in samples],
@@ -225,8 +223,4 @@ def demo_purity(demo_json: str | os.PathLike[str], encode_cfg: Any, k: int = 20)
     x = emb.astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     clusters = kmeans(x, k, iterations=30, seed=0).labels
-    truth = demo_labels(demo_json)
-    return {
-        key: purity(clusters, [truth[s["id"]][key] for s in samples])
-        for key in ("task", "colour", "shape")
-    }
+    return {key: purity(clusters, labels) for key, labels in demo_labels(found).items()}

@@ -132,9 +132,7 @@ def ofa_step(ctx: DemoContext) -> None:
     """OFA with the demo CLIP (nothing is downloaded): encode, k-means, selector, select."""
     from selection.models.demo_clip import files
 
-    if ctx.demo_clip is None:
-        demo_clip_step(ctx)
-    assert ctx.demo_clip is not None
+    assert ctx.demo_clip is not None, "the demo CLIP step runs first (STEPS)"
     config, checkpoint = files(ctx.demo_clip)
     _thresher(
         ctx,
