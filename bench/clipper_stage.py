@@ -114,7 +114,6 @@ def main() -> None:
 
     torch.set_num_threads(1)
     import selection.engines as engines
-    from selection.clipper import register
     from selection.clipper.config import ClipperConfig
     from selection.jobs import create_run, run_job
     from store.catalog import Catalog
@@ -133,7 +132,6 @@ def main() -> None:
     engine = engines.load_engine("transformers", str(model), device="cpu", batch_size=8)
     data = _model_consistent(catalog, engine, data, args.max_new_tokens)
     ingest(catalog, data, name="demo", fmt="llava")
-    register()
     cfg = ClipperConfig(
         model=str(model),
         m=args.m,

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     import torch
 
-    from selection.models.demo_clip import demo_purity, files, train_demo_clip
+    from selection.demo.clip import demo_purity, files, train_demo_clip
     from selection.ofa.config import EncodeConfig
     from store.demo import build_demo
 

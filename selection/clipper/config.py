@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from selection.answering import EngineSettings
 from selection.config import param
-from selection.engines.resources import EngineSettings
 from store.errors import ThresherError
 
 ASSIGNMENTS = ("random", "balanced")

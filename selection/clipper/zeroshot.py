@@ -11,8 +11,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from selection.answering import EngineAndJudge
 from selection.clipper.config import render_prompt
-from selection.engines.resources import EngineAndJudge
 from selection.jobs import RunContext
 from selection.jobs.stage import Shard, row_shards
 

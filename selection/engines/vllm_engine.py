@@ -35,7 +35,7 @@ class VLLMEngine:
         self,
         model: str,
         *,
-        limit_images: int = 2,  # CLIPPER / eval set it from the data (engines/resources.py)
+        limit_images: int = 2,  # CLIPPER / eval set it from the data (selection/answering.py)
         enable_prefix_caching: bool = True,
         dtype: str = "auto",
         max_model_len: int | None = None,

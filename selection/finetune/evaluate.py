@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selection.answering import EngineAndJudge, EngineSettings
 from selection.config import param
-from selection.engines.resources import EngineAndJudge, EngineSettings
 from selection.jobs.stage import Shard, row_shards
 from store.errors import ThresherError
 

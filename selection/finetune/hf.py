@@ -1,6 +1,7 @@
-"""The LoRA fine-tune on transformers' Trainer and peft: model loading, arguments, and callbacks that
-speak Thresher (progress events, cancel, the per-step log). Runs in one process, or in each process
-of a `torchrun` launch (DDP, DeepSpeed, FSDP; `selection.finetune.launch`).
+"""The LoRA fine-tune on transformers' Trainer and peft: model loading, training arguments, the
+collator that counts, checkpoints and the per-step log (`fit` runs a segment with these and the
+callbacks of `callbacks`). Runs in one process, or in each process of a `torchrun` launch (DDP,
+DeepSpeed, FSDP; `selection.finetune.launch`).
 
 What stays ours: the manifest samples (input.parquet), the chat rendering and assistant-only labels
 (`selection.finetune.data.Collator`), the run folder and its events. Checkpoints, resume (model,
@@ -14,7 +15,6 @@ import importlib.util
 import json
 import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ from typing import Any
 from selection.finetune.config import FinetuneConfig
 from selection.finetune.data import IGNORE_INDEX, Collator, Example
 from selection.jobs.stage import derive_seed
-from store import runs
 from store.errors import ThresherError
 
 CHECKPOINTS = "checkpoints"
@@ -158,7 +157,7 @@ def _quantization(config: FinetuneConfig, dtype: Any, on_gpu: bool) -> dict[str,
 # ---------------------------------------------------------------- the Trainer's inputs
 
 
-class _Samples:
+class Samples:
     """A map-style dataset over the examples (the Trainer shards and shuffles indices)."""
 
     def __init__(self, examples: list[Example]) -> None:
@@ -299,66 +298,6 @@ def last_checkpoint(run_dir: Path) -> Path | None:
         if m and (d / "trainer_state.json").exists():
             found.append((int(m.group(1)), d))
     return max(found)[1] if found else None
-
-
-def train(run_dir: Path, config: FinetuneConfig, seed: int, ctx: Any, log: Any) -> dict[str, Any]:
-    """Train (or resume) in this process; returns what rank 0 also writes to `train_result.json`.
-
-    `ctx` is the run's RunContext on rank 0 (events, cancel), None on the other ranks.
-    """
-    import pyarrow.parquet as pq
-
-    started = time.perf_counter()
-    examples = examples_from_input(pq.read_table(run_dir / runs.INPUT))
-    plan = Plan.of(len(examples), config, world_size())
-    args = training_args(config, run_dir, plan, seed)  # sets up the process group first
-    model, processor, info = load_model(config, seed, log)
-    counting = Counting(Collator(processor, config.max_length, config.image_max_pixels), log)
-    from selection.finetune.callbacks import events_callback, trainer_class
-
-    trainer_ref: list[Any] = [None]
-    events = events_callback(ctx, run_dir, plan, trainer_ref)
-    trainer = trainer_class()(
-        model=model,
-        args=args,
-        train_dataset=_Samples(examples),
-        data_collator=counting,
-        callbacks=[events],
-    )
-    trainer.counting = counting
-    trainer_ref[0] = trainer
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)  # our events are the progress display
-    resume = last_checkpoint(run_dir)
-    checkpointing = config.gradient_checkpointing
-    log.info(
-        "fine-tune: %s (%s) on %s/%s x%d process(es), %d trainable of %d params, %d examples, "
-        "%d steps, activation checkpointing %s",
-        config.model, info["arch"], info["device"], info["precision"], world_size(),
-        info["trainable_params"], info["total_params"], len(examples), plan.total_steps,
-        "on" if checkpointing else "off",
-    )  # fmt: skip
-    if resume is not None:
-        log.info("fine-tune: resumed from %s", resume)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    result = {
-        "status": "cancelled" if events.cancelled else "done",
-        "world_size": world_size(),
-        "steps": trainer.state.global_step,
-        "seconds": time.perf_counter() - started,
-        "info": {
-            **info,
-            "steps_per_epoch": plan.steps_per_epoch,
-            "total_steps": plan.total_steps,
-            "world_size": world_size(),
-        },
-    }
-    if rank() == 0:
-        previous = read_result(run_dir)
-        result["segments"] = [*previous.get("segments", []), round(result["seconds"], 3)]
-        runs.write_json_atomic(run_dir / RESULT, result)
-    return result
 
 
 def read_result(run_dir: Path) -> dict[str, Any]:

@@ -114,7 +114,8 @@ def _relay(ctx: Any, events: Path, offset: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """One torchrun rank: rebuild the run's config and train; rank 0 reports."""
-    from selection.finetune.hf import rank, train
+    from selection.finetune.fit import train
+    from selection.finetune.hf import rank
     from selection.jobs.context import RunContext
     from selection.jobs.registry import config_from_params, load_entry
 

@@ -71,7 +71,7 @@ class TrainStage:
         if needs_launcher(self.config):
             result = run_torchrun(ctx, self.config)
         else:
-            from selection.finetune.hf import train
+            from selection.finetune.fit import train
 
             result = train(ctx.run_dir, self.config, ctx.seed, ctx, ctx.log)
         if result["status"] != "done":

@@ -1,1 +1,1 @@
-"""Models Thresher builds itself (the offline demo model)."""
+"""Resolving model names to local files (hub names, offline mode, open_clip names)."""

@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from selection.clipper import register
 from selection.clipper.config import ClipperConfig, selection_names
 from selection.clipper.subsets import compute_subsets
 from selection.jobs import create_run, run_job, spawn_worker
@@ -48,7 +47,6 @@ def _one_thread(monkeypatch):
 
     torch.set_num_threads(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for the spawned worker process
-    register()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from selection.clipper import register
 from selection.clipper.config import DEFAULT_PROMPT, ClipperConfig, render_prompt
 from selection.jobs import create_run, run_job
 from tests.helpers.chat_server import ChatServer, last_user_text
@@ -29,7 +28,6 @@ def _n_images(msg: dict) -> int:
 
 
 def test_probe_prompts_on_the_wire_and_known_perplexities(catalog):
-    register()
     make_demo_dataset(catalog, n=30, seed=6, name="demo")
     with catalog.connect() as con:
         rows = con.execute(
@@ -106,7 +104,6 @@ def test_null_replies_are_counted_and_fail_the_stage_above_the_threshold(catalog
     from store import runs
     from store.errors import ThresherError
 
-    register()
     make_demo_dataset(catalog, n=24, seed=2, name="demo")
     with catalog.connect() as con:
         questions = [r[0] for r in con.execute("SELECT question FROM samples").fetchall()]

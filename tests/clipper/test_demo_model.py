@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
+from selection.demo import model as demo_model
+from selection.demo.model import LABEL, build_demo_model
 from selection.engines import load_engine, user
 from selection.judges import JudgeItem, load_judge
-from selection.models import demo_model
-from selection.models.demo_model import LABEL, build_demo_model
 from store.errors import ThresherError
 from tests.helpers.tiny_vlm import demo_model_dir, make_images
 

@@ -148,9 +148,9 @@ def test_image_limit_comes_from_the_data(fake_vllm):
 
     import pyarrow as pa
 
+    from selection.answering import EngineAndJudge
     from selection.clipper.config import ClipperConfig
     from selection.clipper.zeroshot import Resources
-    from selection.engines.resources import EngineAndJudge
 
     class Ctx:
         log = logging.getLogger("test")

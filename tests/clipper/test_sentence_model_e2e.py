@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-from selection.clipper import register
 from selection.clipper.config import DEFAULT_PROMPT, ClipperConfig, render_prompt
 from selection.jobs import create_run, run_job
 from tests.helpers.chat_server import ChatServer
@@ -69,7 +68,6 @@ def _sentence(question: str, value: str) -> str:
 
 
 def test_sentence_replies_split_like_the_truth(catalog):
-    register()
     make_demo_dataset(catalog, n=90, seed=4, name="demo")
     with catalog.connect() as con:
         rows = con.execute("SELECT sample_id, question, answer FROM samples").fetchall()

@@ -333,6 +333,6 @@ def demo_model_dir() -> Path:
     name carries DEMO_VERSION so a changed build is rebuilt. Override with
     THRESHER_TEST_CACHE (default: <tmp>/thresher-test-cache).
     """
-    from selection.models.demo_model import DEMO_NAME, DEMO_VERSION, build_demo_model
+    from selection.demo.model import DEMO_NAME, DEMO_VERSION, build_demo_model
 
     return build_demo_model(cache_root() / f"{DEMO_NAME}-v{DEMO_VERSION}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from selection.models.demo_clip import demo_purity, files, train_demo_clip
+from selection.demo.clip import demo_purity, files, train_demo_clip
 from selection.ofa.config import EncodeConfig
 from store.demo import build_demo
 

@@ -111,7 +111,7 @@ def _thresher(ctx: DemoContext, *args: str) -> None:
 
 def demo_clip_step(ctx: DemoContext) -> None:
     """Train the demo's small CLIP on the demo images and scene captions (cached, ~1 CPU minute)."""
-    from selection.models.demo_clip import STEPS, train_demo_clip
+    from selection.demo.clip import STEPS, train_demo_clip
 
     assert ctx.data_file is not None
     with _bars(ctx.console) as bars:
@@ -130,7 +130,7 @@ def demo_clip_step(ctx: DemoContext) -> None:
 
 def ofa_step(ctx: DemoContext) -> None:
     """OFA with the demo CLIP (nothing is downloaded): encode, k-means, selector, select."""
-    from selection.models.demo_clip import files
+    from selection.demo.clip import files
 
     assert ctx.demo_clip is not None, "the demo CLIP step runs first (STEPS)"
     config, checkpoint = files(ctx.demo_clip)
@@ -155,7 +155,7 @@ def clipper_step(ctx: DemoContext) -> None:
     if ctx.clipper_samples <= 0:
         ctx.console.print("  skipped (--clipper-samples 0)")
         return
-    from selection.models.demo_model import build_demo_model
+    from selection.demo.model import build_demo_model
 
     with ctx.console.status("  building the demo VLM (SmolLM2-135M + untrained vision tower)"):
         model = build_demo_model(ctx.workspace.models_dir / "demo-vlm")

@@ -244,7 +244,7 @@ def measure_demo(model_dir: Path, demo_json: Path, n: int = 100, probes: int | N
     }
 
 
-if __name__ == "__main__":  # python -m selection.models.demo_model OUT_DIR DEMO_JSON [N]
+if __name__ == "__main__":  # python -m selection.demo.model OUT_DIR DEMO_JSON [N]
     import sys
     import time
 
