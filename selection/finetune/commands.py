@@ -8,6 +8,7 @@ from typing import Any
 
 from selection.finetune.config import FinetuneConfig
 from selection.finetune.lora import DEFAULT_TARGETS, LLAMAFACTORY_TEMPLATES, SWIFT_MODEL_TYPES
+from store.export.formats import llamafactory_entry
 from store.export.read import Manifest
 
 MODEL_PLACEHOLDER = "MODEL_PATH"
@@ -31,6 +32,32 @@ def _dtype_flag(config: FinetuneConfig) -> str:
     return {"fp16": "float16", "fp32": "float32"}.get(config.precision, "bfloat16")
 
 
+def _lora_flags(config: FinetuneConfig) -> list[str]:
+    return ["--lora_rank", str(config.lora_r), "--lora_alpha", str(config.lora_alpha),
+            "--lora_dropout", _num(config.lora_dropout)]  # fmt: skip
+
+
+def _schedule_flags(config: FinetuneConfig) -> list[str]:
+    """Optimizer and batch flags; both tools take them under transformers' TrainingArguments names."""
+    return [
+        "--learning_rate", _num(config.learning_rate),
+        "--lr_scheduler_type", config.lr_schedule,
+        "--warmup_ratio", _num(config.warmup_ratio),
+        "--weight_decay", _num(config.weight_decay),
+        "--num_train_epochs", _num(config.epochs),
+        "--per_device_train_batch_size", str(config.batch_size),
+        "--gradient_accumulation_steps", str(config.grad_accum),
+    ]  # fmt: skip
+
+
+def _save_flags(config: FinetuneConfig, output_dir: str) -> list[str]:
+    flags = ["--save_steps", str(config.save_steps), "--save_total_limit",
+             str(config.keep_checkpoints), "--seed", str(config.seed), "--output_dir", output_dir]  # fmt: skip
+    if config.max_steps:
+        flags += ["--max_steps", str(config.max_steps)]
+    return flags
+
+
 def swift_command(
     manifest: Manifest, config: FinetuneConfig, output_dir: str = "output"
 ) -> list[str]:
@@ -41,32 +68,19 @@ def swift_command(
         "--model", config.model or MODEL_PLACEHOLDER,
         "--train_type", "lora",
         "--dataset", str(manifest.path),
-        "--lora_rank", str(config.lora_r),
-        "--lora_alpha", str(config.lora_alpha),
-        "--lora_dropout", _num(config.lora_dropout),
+        *_lora_flags(config),
         "--target_modules", *(targets or ["all-linear"]),
         "--freeze_vit", "true",
         "--freeze_aligner", "true",
-        "--learning_rate", _num(config.learning_rate),
-        "--lr_scheduler_type", config.lr_schedule,
-        "--warmup_ratio", _num(config.warmup_ratio),
-        "--weight_decay", _num(config.weight_decay),
-        "--num_train_epochs", _num(config.epochs),
-        "--per_device_train_batch_size", str(config.batch_size),
-        "--gradient_accumulation_steps", str(config.grad_accum),
+        *_schedule_flags(config),
         "--max_length", str(config.max_length),
         "--max_grad_norm", _num(config.max_grad_norm),
         "--torch_dtype", _dtype_flag(config),
         "--gradient_checkpointing", str(config.gradient_checkpointing).lower(),
-        "--save_steps", str(config.save_steps),
-        "--save_total_limit", str(config.keep_checkpoints),
-        "--seed", str(config.seed),
-        "--output_dir", output_dir,
+        *_save_flags(config, output_dir),
     ]  # fmt: skip
     if config.arch in SWIFT_MODEL_TYPES:
         argv += ["--model_type", SWIFT_MODEL_TYPES[config.arch]]
-    if config.max_steps:
-        argv += ["--max_steps", str(config.max_steps)]
     if config.image_max_pixels:
         # ms-swift reads the image budget from the environment (MAX_PIXELS).
         argv = [f"MAX_PIXELS={config.image_max_pixels}", *argv]
@@ -80,30 +94,7 @@ def llamafactory_dataset(manifest: Manifest) -> tuple[str, dict[str, Any], bool]
         for name, entry in json.loads(info_path.read_text()).items():
             if isinstance(entry, dict) and entry.get("file_name") == manifest.path.name:
                 return name, entry, True
-    if manifest.format == "llava":
-        columns = {"messages": "conversations", "images": "image"}
-        tags = {
-            "role_tag": "from",
-            "content_tag": "value",
-            "user_tag": "human",
-            "assistant_tag": "gpt",
-            "system_tag": "system",
-        }
-    else:
-        columns = {"messages": "messages", "images": "images"}
-        tags = {
-            "role_tag": "role",
-            "content_tag": "content",
-            "user_tag": "user",
-            "assistant_tag": "assistant",
-            "system_tag": "system",
-        }
-    entry = {
-        "file_name": manifest.path.name,
-        "formatting": "sharegpt",
-        "columns": columns,
-        "tags": tags,
-    }
+    entry = llamafactory_entry(manifest.path.name, llava=manifest.format == "llava")
     return manifest.path.stem, entry, False
 
 
@@ -123,30 +114,17 @@ def llamafactory_command(
         "--dataset_dir", str(manifest.path.parent),
         "--template", LLAMAFACTORY_TEMPLATES.get(config.arch or "", config.arch or "TEMPLATE"),
         "--finetuning_type", "lora",
-        "--lora_rank", str(config.lora_r),
-        "--lora_alpha", str(config.lora_alpha),
-        "--lora_dropout", _num(config.lora_dropout),
+        *_lora_flags(config),
         "--lora_target", ",".join(targets) if targets else "all",
         "--freeze_vision_tower", "true",
         "--freeze_multi_modal_projector", "true",
-        "--learning_rate", _num(config.learning_rate),
-        "--lr_scheduler_type", config.lr_schedule,
-        "--warmup_ratio", _num(config.warmup_ratio),
-        "--weight_decay", _num(config.weight_decay),
-        "--num_train_epochs", _num(config.epochs),
-        "--per_device_train_batch_size", str(config.batch_size),
-        "--gradient_accumulation_steps", str(config.grad_accum),
+        *_schedule_flags(config),
         "--cutoff_len", str(config.max_length),
         "--max_grad_norm", _num(config.max_grad_norm),
         *precision.get(config.precision, ["--bf16", "true"]),
         "--disable_gradient_checkpointing", str(not config.gradient_checkpointing).lower(),
-        "--save_steps", str(config.save_steps),
-        "--save_total_limit", str(config.keep_checkpoints),
-        "--seed", str(config.seed),
-        "--output_dir", output_dir,
+        *_save_flags(config, output_dir),
     ]  # fmt: skip
-    if config.max_steps:
-        argv += ["--max_steps", str(config.max_steps)]
     if config.image_max_pixels:
         argv += ["--image_max_pixels", str(config.image_max_pixels)]
     return argv, name, entry, registered

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,19 +96,22 @@ HEADERS = [
 ]
 
 
-def _cells(row: ReportRow, tasks: list[str]) -> list[str]:
+def _figures(row: ReportRow, pct: Callable[..., str]) -> list[str]:
+    """The cells from "Training data" to "Eval n", percentages written by `pct`."""
     return [
-        row.model,
         row.label,
-        _pct(row.accuracy),
-        _pct(row.delta_accuracy, signed=True),
+        pct(row.accuracy),
+        pct(row.delta_accuracy, signed=True),
         "-" if row.n_train is None else str(row.n_train),
-        _pct(row.reduction),
+        pct(row.reduction),
         _secs(row.train_time_s),
         _secs(row.delta_time_s, signed=True),
         str(row.n),
-        *(_pct(row.per_task.get(t)) for t in tasks),
     ]
+
+
+def _cells(row: ReportRow, tasks: list[str]) -> list[str]:
+    return [row.model, *_figures(row, _pct), *(_pct(row.per_task.get(t)) for t in tasks)]
 
 
 def task_names(rows: Sequence[ReportRow]) -> list[str]:
@@ -175,17 +178,7 @@ def rich_table(rows: Sequence[ReportRow], title: str = "") -> Any:
         if last_model is not None and r.model != last_model:
             table.add_section()
         last_model = r.model
-        cells = [
-            r.label,
-            _pct1(r.accuracy),
-            _pct1(r.delta_accuracy, signed=True),
-            "-" if r.n_train is None else str(r.n_train),
-            _pct1(r.reduction),
-            _secs(r.train_time_s),
-            _secs(r.delta_time_s, signed=True),
-            str(r.n),
-        ]
-        table.add_row(*([] if one else [_short(r.model)]), *cells)
+        table.add_row(*([] if one else [_short(r.model)]), *_figures(r, _pct1))
     return table
 
 

@@ -235,21 +235,6 @@ def _identity(manifest: Manifest, config: FinetuneConfig, seed: int) -> dict[str
     }
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    out = []
-    for key, value in new.items():
-        before = old.get(key)
-        if key == "params" and isinstance(before, dict):
-            out += [
-                f"{p}: {before.get(p)!r} -> {value.get(p)!r}"
-                for p in sorted(set(before) | set(value))
-                if before.get(p) != value.get(p)
-            ]
-        elif before != value:
-            out.append(f"{key}: {before!r} -> {value!r}")
-    return out
-
-
 def create_finetune_run(
     catalog: Any, config: FinetuneConfig, *, seed: int = 0, run_id: str | None = None
 ) -> Path:
@@ -275,13 +260,7 @@ def create_finetune_run(
         else default_run_id(METHOD, manifest.path.stem, identity)
     )
     run_dir = catalog.workspace.runs_dir / run_id
-    if (run_dir / runs.RUN_JSON).exists():
-        diffs = _differences(runs.read_run_json(run_dir), identity)
-        if diffs:
-            raise ThresherError(
-                f"run {run_id} already exists with other settings ({'; '.join(diffs)}). Rerun "
-                "with its original options to resume it, or choose another --name."
-            )
+    if runs.resumes(run_dir, identity):
         return run_dir
     dataset_id, table = None, _input_table(manifest.examples)
     link = manifest.sidecar

@@ -61,21 +61,6 @@ def default_run_id(method: str, dataset: str, identity: dict[str, Any]) -> str:
 _IDENTITY_KEYS = ("method", "dataset", "dataset_fingerprint", "seed", "subset", "params")
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    out = []
-    for key in _IDENTITY_KEYS:
-        a, b = old.get(key), new.get(key)
-        if key == "params" and isinstance(a, dict) and isinstance(b, dict):
-            out += [
-                f"params.{k}: {a.get(k)!r} -> {b.get(k)!r}"
-                for k in sorted(set(a) | set(b))
-                if a.get(k) != b.get(k)
-            ]
-        elif a != b:
-            out.append(f"{key}: {a!r} -> {b!r}")
-    return out
-
-
 def create_run(
     catalog: Any,
     method: str,
@@ -124,13 +109,7 @@ def create_run(
     run_id = runs.check_run_id(run_id) if run_id else default_run_id(method, dataset_name, identity)
     runs_dir = catalog.workspace.runs_dir
     run_dir = runs_dir / run_id
-    if (run_dir / runs.RUN_JSON).exists():
-        diffs = _differences(runs.read_run_json(run_dir), identity)
-        if diffs:
-            raise ThresherError(
-                f"run {run_id} already exists with other settings ({'; '.join(diffs)}). Rerun "
-                f"with its original options to resume it, or choose another --name."
-            )
+    if runs.resumes(run_dir, identity, _IDENTITY_KEYS):
         return run_dir
 
     stage_names = [s.name for s in load_entry(spec.build_stages)(config)]

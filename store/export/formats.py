@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from store.ids import id_line_sql
 
@@ -111,22 +112,23 @@ FORMATS: dict[str, Format] = {
 }
 
 
-def sharegpt_dataset_info(entry: str, file_name: str) -> dict:
-    """The `dataset_info.json` entry LLaMA-Factory needs to read a ShareGPT multimodal file."""
-    return {
-        entry: {
-            "file_name": file_name,
-            "formatting": "sharegpt",
-            "columns": {"messages": "messages", "images": "images"},
-            "tags": {
-                "role_tag": "role",
-                "content_tag": "content",
-                "user_tag": "user",
-                "assistant_tag": "assistant",
-                "system_tag": "system",
-            },
-        }
-    }
+def llamafactory_entry(file_name: str, llava: bool = False) -> dict[str, Any]:
+    """The `dataset_info.json` entry LLaMA-Factory needs to read a multimodal file: ShareGPT
+    messages (role/content) or LLaVA conversations (from/value)."""
+    if llava:
+        columns = {"messages": "conversations", "images": "image"}
+        names = ("from", "value", "human", "gpt")
+    else:
+        columns = {"messages": "messages", "images": "images"}
+        names = ("role", "content", "user", "assistant")
+    tags = dict(zip(("role_tag", "content_tag", "user_tag", "assistant_tag"), names, strict=True))
+    tags["system_tag"] = "system"
+    return {"file_name": file_name, "formatting": "sharegpt", "columns": columns, "tags": tags}
+
+
+def sharegpt_dataset_info(entry: str, file_name: str) -> dict[str, Any]:
+    """The whole `dataset_info.json` for one ShareGPT file registered as `entry`."""
+    return {entry: llamafactory_entry(file_name)}
 
 
 def merge_dataset_info(existing_text: str | None, entry: dict) -> str:

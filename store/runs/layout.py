@@ -90,6 +90,31 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
         raise ThresherError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg}).") from None
 
 
+def resumes(run_dir: Path, identity: dict[str, Any], keys: tuple[str, ...] = ()) -> bool:
+    """Whether `run_dir` already holds this run (same `identity`, over `keys` or all of its keys),
+    so that creating it resumes it. False when there is no run there; an error naming each
+    difference when another run's settings are there."""
+    if not (run_dir / RUN_JSON).exists():
+        return False
+    old, diffs = read_run_json(run_dir), []
+    for key in keys or tuple(identity):
+        a, b = old.get(key), identity.get(key)
+        if key == "params" and isinstance(a, dict) and isinstance(b, dict):
+            diffs += [
+                f"params.{k}: {a.get(k)!r} -> {b.get(k)!r}"
+                for k in sorted(set(a) | set(b))
+                if a.get(k) != b.get(k)
+            ]
+        elif a != b:
+            diffs.append(f"{key}: {a!r} -> {b!r}")
+    if diffs:
+        raise ThresherError(
+            f"run {run_dir.name} already exists with other settings ({'; '.join(diffs)}). Rerun "
+            "with its original options to resume it, or choose another --name."
+        )
+    return True
+
+
 # ---------------------------------------------------------------- input snapshot
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.helpers.datasets import llamafactory_sharegpt
 from tests.helpers.tiny_vlm import make_images, tiny_vlm
 
 
@@ -90,20 +91,6 @@ def manifest_dir(tmp_path):
     (folder / "train.swift.jsonl").write_text("\n".join(json.dumps(s) for s in swift) + "\n")
     (folder / "train.sharegpt.json").write_text(json.dumps(swift))
     (folder / "dataset_info.json").write_text(
-        json.dumps(
-            {
-                "thresher_train": {
-                    "file_name": "train.sharegpt.json",
-                    "formatting": "sharegpt",
-                    "columns": {"messages": "messages", "images": "images"},
-                    "tags": {
-                        "role_tag": "role",
-                        "content_tag": "content",
-                        "user_tag": "user",
-                        "assistant_tag": "assistant",
-                    },
-                }
-            }
-        )
+        json.dumps({"thresher_train": llamafactory_sharegpt("train.sharegpt.json")})
     )
     return folder

@@ -185,3 +185,19 @@ def sample_ids(catalog: Any, dataset: str) -> list[int]:
                 [dataset],
             ).fetchall()
         ]
+
+
+def llamafactory_sharegpt(file_name: str) -> dict[str, Any]:
+    """A `dataset_info.json` entry as LLaMA-Factory's data/README.md shows it for multimodal
+    ShareGPT (OpenAI-style role/content tags), written by hand: the shape users write, not ours."""
+    return {
+        "file_name": file_name,
+        "formatting": "sharegpt",
+        "columns": {"messages": "messages", "images": "images"},
+        "tags": {
+            "role_tag": "role",
+            "content_tag": "content",
+            "user_tag": "user",
+            "assistant_tag": "assistant",
+        },
+    }

@@ -11,6 +11,7 @@ import pytest
 from store.datasets import flag_counts, get_dataset, list_datasets, sample_count
 from store.errors import IngestError, NotFound
 from store.ingest import IngestProgress, ingest
+from tests.helpers.datasets import llamafactory_sharegpt
 from tests.store.ingest_helpers import llava_row, png, samples, write_json, write_jsonl
 
 
@@ -134,19 +135,7 @@ def _mllm_demo(images, **entry_extra):
         }
     ]
     write_json(images / "mllm.json", rows)
-    entry = {
-        "file_name": "mllm.json",
-        "formatting": "sharegpt",
-        "columns": {"messages": "messages", "images": "images"},
-        "tags": {
-            "role_tag": "role",
-            "content_tag": "content",
-            "user_tag": "user",
-            "assistant_tag": "assistant",
-        },
-        **entry_extra,
-    }
-    return entry
+    return {**llamafactory_sharegpt("mllm.json"), **entry_extra}
 
 
 def test_sharegpt_via_dataset_info(catalog, images):
