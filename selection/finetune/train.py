@@ -213,15 +213,6 @@ def _with_sample_ids(con: Any, dataset_id: int, table: Any) -> Any:
     return table.set_column(0, "sample_id", ids)
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("thresher")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
 def _identity(manifest: Manifest, config: FinetuneConfig, seed: int) -> dict[str, Any]:
     from selection.jobs.registry import config_to_params
 
@@ -276,14 +267,9 @@ def create_finetune_run(
         runs.write_parquet_atomic(table, tmp / runs.INPUT)
         meta.update(
             {
-                "run_id": run_id,
                 **identity,
                 "dataset_id": dataset_id,
                 "n_input": len(manifest.examples),
-                "created_at": datetime.now(timezone.utc)
-                .replace(tzinfo=None)
-                .isoformat("T", "seconds"),
-                "thresher_version": _version(),
                 "stages": [s.name for s in build_stages(config)],
                 "outputs": None,
                 "build_stages": BUILD_STAGES,

@@ -14,7 +14,6 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +36,6 @@ class JobFailed(ThresherError):
 
 
 # ---------------------------------------------------------------- creating a run
-
-
-def _thresher_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("thresher")
-    except Exception:
-        return "0+unknown"
 
 
 def _slug(text: str) -> str:
@@ -123,14 +113,9 @@ def create_run(
             )
         meta.update(
             {
-                "run_id": run_id,
                 **identity,
                 "dataset_id": dataset_id,
                 "n_input": n_rows,
-                "created_at": datetime.now(timezone.utc)
-                .replace(tzinfo=None)
-                .isoformat("T", "seconds"),
-                "thresher_version": _thresher_version(),
                 "stages": stage_names,
                 "outputs": spec.outputs_for(config),
                 "build_stages": spec.build_stages,

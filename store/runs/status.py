@@ -8,6 +8,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from store.runs.layout import (
 def creating_run_folder(runs_dir: Path, run_id: str) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Build a run folder under a temporary name, then publish it whole and register it.
 
-    The caller fills the yielded folder and the `meta` dict (run.json). On success run.json and a
+    The caller fills the yielded folder and the `meta` dict (run.json), which starts with the
+    run id, the creation time (UTC) and Thresher's version. On success run.json and a
     queued status are written, the folder is renamed into place (it appears complete or not at
     all; a concurrent creator of the same id loses at the rename) and the catalog row is the
     caller's to insert with `insert_run_row`. Any exception removes the temporary folder.
@@ -39,7 +41,11 @@ def creating_run_folder(runs_dir: Path, run_id: str) -> Iterator[tuple[Path, dic
     runs_dir.mkdir(parents=True, exist_ok=True)
     tmp = runs_dir / f".{run_id}.creating-{os.getpid()}"
     tmp.mkdir()
-    meta: dict[str, Any] = {}
+    meta: dict[str, Any] = {
+        "run_id": run_id,
+        "created_at": datetime.now(timezone.utc).replace(tzinfo=None).isoformat("T", "seconds"),
+        "thresher_version": _thresher_version(),
+    }
     try:
         yield tmp, meta
         write_json_atomic(tmp / RUN_JSON, meta)
@@ -48,6 +54,15 @@ def creating_run_folder(runs_dir: Path, run_id: str) -> Iterator[tuple[Path, dic
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _thresher_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("thresher")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def write_status(run_dir: Path, status: str, **fields: Any) -> dict[str, Any]:

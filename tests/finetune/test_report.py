@@ -118,19 +118,6 @@ def test_dataset_size_then_insert_on_one_connection(catalog):
         insert_evaluation(con, _ev("e2", 0.5))
 
 
-def test_report_eval_and_train_modules_load_no_torch():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, selection.finetune.report, selection.finetune.evaluate, "
-        "selection.finetune.train, selection.finetune.commands, store.evaluations, tui.cli.training\n"
-        "print([m for m in ('torch', 'transformers', 'peft') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    assert out.stdout.strip() == "[]"
-
-
 def test_base_model_mismatch_is_reported(tmp_path):
     from selection.finetune.evaluate import base_model_mismatch
 
