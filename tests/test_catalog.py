@@ -1,5 +1,6 @@
 import multiprocessing as mp
 import time
+from contextlib import contextmanager
 
 import duckdb
 import pytest
@@ -34,24 +35,32 @@ def _hold(path, seconds, ready):
     con.close()
 
 
-def test_second_process_waits_for_the_lock_then_succeeds(catalog):
+@contextmanager
+def _held_by_another_process(catalog, seconds):
+    """Another process holds the catalog file open for `seconds` (from when this enters)."""
     ready = mp.Event()
-    p = mp.Process(target=_hold, args=(str(catalog.path), 1.0, ready))
+    p = mp.Process(target=_hold, args=(str(catalog.path), seconds, ready))
     p.start()
     ready.wait(10)
-    t0 = time.monotonic()
-    with catalog.connect() as con:
-        assert con.execute("SELECT 1").fetchone() == (1,)
-    assert time.monotonic() - t0 > 0.3
-    p.join()
+    try:
+        yield
+    finally:
+        p.join()
+
+
+def test_second_process_waits_for_the_lock_then_succeeds(catalog):
+    with _held_by_another_process(catalog, 1.0):
+        t0 = time.monotonic()
+        with catalog.connect() as con:
+            assert con.execute("SELECT 1").fetchone() == (1,)
+        assert time.monotonic() - t0 > 0.3
 
 
 def test_busy_timeout_names_the_holder(catalog):
-    ready = mp.Event()
-    p = mp.Process(target=_hold, args=(str(catalog.path), 3.0, ready))
-    p.start()
-    ready.wait(10)
     impatient = Catalog(catalog.workspace, busy_timeout=0.3)
-    with pytest.raises(CatalogBusy, match="held by process"), impatient.connect():
+    with (
+        _held_by_another_process(catalog, 3.0),
+        pytest.raises(CatalogBusy, match="held by process"),
+        impatient.connect(),
+    ):
         pass
-    p.join()

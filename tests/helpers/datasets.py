@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -201,3 +202,15 @@ def llamafactory_sharegpt(file_name: str) -> dict[str, Any]:
             "assistant_tag": "assistant",
         },
     }
+
+
+def ofa_result(ids: list[int], *, clusters: int, selected: Callable[[int], bool]) -> pa.Table:
+    """An OFA-shaped result over `ids`: row i in cluster i % clusters, kept when selected(i)."""
+    return pa.table(
+        {
+            "sample_id": ids,
+            "cluster": [i % clusters for i in range(len(ids))],
+            "selected": [selected(i) for i in range(len(ids))],
+            "wide": [True] * len(ids),
+        }
+    )

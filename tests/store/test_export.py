@@ -16,7 +16,7 @@ from store.errors import NotFound, ThresherError
 from store.export import FORMATS, export
 from store.export import manifest as manifest_mod
 from store.ingest import ingest
-from tests.helpers.datasets import insert_synthetic_samples, sample_ids, write_run
+from tests.helpers.datasets import insert_synthetic_samples, ofa_result, sample_ids, write_run
 
 
 def read_manifest(path: Path, fmt: str) -> list[dict]:
@@ -177,14 +177,7 @@ def test_sidecar_checksum_counts_and_exports_row(catalog, edge_dataset):
 def test_export_of_a_run_applies_decisions_and_records_them(catalog):
     insert_synthetic_samples(catalog, "syn", 30)
     ids = sample_ids(catalog, "syn")
-    result = pa.table(
-        {
-            "sample_id": ids,
-            "cluster": [i % 3 for i in range(30)],
-            "selected": [i % 2 == 0 for i in range(30)],
-            "wide": [True] * 30,
-        }
-    )
+    result = ofa_result(ids, clusters=3, selected=lambda i: i % 2 == 0)
     write_run(catalog, "r1", "syn", result, params={"k": 3, "r": 0.5})
     decisions.record(catalog, "r1", [ids[0], ids[2]], "drop")
     decisions.record(catalog, "r1", [ids[1]], "keep", note="good")

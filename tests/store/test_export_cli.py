@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pyarrow as pa
 import pytest
 
 from store.catalog import Catalog
 from tests.helpers.cli import thresher
-from tests.helpers.datasets import insert_synthetic_samples, sample_ids, write_run
+from tests.helpers.datasets import insert_synthetic_samples, ofa_result, sample_ids, write_run
 from tui.cli import main
 
 
@@ -17,14 +16,7 @@ from tui.cli import main
 def run_ws(catalog):
     insert_synthetic_samples(catalog, "syn", 24)
     ids = sample_ids(catalog, "syn")
-    result = pa.table(
-        {
-            "sample_id": ids,
-            "cluster": [i % 4 for i in range(24)],
-            "selected": [i < 12 for i in range(24)],
-            "wide": [True] * 24,
-        }
-    )
+    result = ofa_result(ids, clusters=4, selected=lambda i: i < 12)
     write_run(catalog, "ofa-1", "syn", result)
     return catalog.workspace
 

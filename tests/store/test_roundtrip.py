@@ -9,19 +9,23 @@ import pytest
 from store.export import export
 from store.ingest import ingest
 from tests.helpers.datasets import make_demo_dataset
+from tests.store.ingest_helpers import samples
 from tests.store.test_export import read_manifest
 
 MIX = {"yesno": 1, "mc": 1, "count": 1, "short": 1, "multiturn": 1, "text": 0.5, "compare": 0.5}
 
 
 def _samples(catalog, name):
-    with catalog.connect() as con:
-        rows = con.execute(
-            "SELECT orig_id, conversation, images, flags, task FROM samples JOIN datasets USING (dataset_id) "
-            "WHERE name = ? ORDER BY position",
-            [name],
-        ).fetchall()
-    return [(o, json.loads(c), list(i), sorted(f), t) for o, c, i, f, t in rows]
+    return [
+        (
+            s["orig_id"],
+            json.loads(s["conversation"]),
+            list(s["images"]),
+            sorted(s["flags"]),
+            s["task"],
+        )
+        for s in samples(catalog, name)
+    ]
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import click
 
 from store.errors import ThresherError
 from store.workspace import Workspace
+from tui.cli.output import ids_file_option
 
 FORMAT_CHOICES = ["llava", "swift", "sharegpt", "ids", "parquet"]
 
@@ -228,12 +229,7 @@ def _split_ids(catalog: Any, run_id: str, values: tuple[str, ...]) -> list[str]:
     metavar="ID",
     help="Original sample id, matched exactly (blanks count); repeat, or separate with commas.",
 )
-@click.option(
-    "--ids-file",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="A file of original sample ids, one a line, plain or as a JSON string (an `ids` "
-    "export works and keeps ids with line breaks or blanks exact).",
-)
+@ids_file_option
 @click.option(
     "--group",
     metavar="COLUMN=VALUE",

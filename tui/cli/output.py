@@ -19,6 +19,14 @@ json_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
     help="Print one JSON document on stdout instead of the table (for scripts).",
 )
 
+# Read with store.ids.read_id_file by every command that takes it (decide, tag).
+ids_file_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
+    "--ids-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="A file of original sample ids, one a line, plain or as a JSON string (an `ids` "
+    "export works and keeps ids with line breaks or blanks exact).",
+)
+
 
 def plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

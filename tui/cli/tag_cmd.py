@@ -10,6 +10,7 @@ import click
 from store.errors import ThresherError
 from store.workspace import Workspace
 from tui.cli.export_cmd import _catalog
+from tui.cli.output import ids_file_option
 
 
 def _dataset_id(catalog, con, name: str | None) -> int | None:
@@ -30,11 +31,7 @@ def _dataset_id(catalog, con, name: str | None) -> int | None:
     metavar="ID",
     help="A sample: its id in the source file (with --dataset) or its sample_id; repeat.",
 )
-@click.option(
-    "--ids-file",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="A file of ids, one a line (an `ids` export works).",
-)
+@ids_file_option
 @click.option("--dataset", "-d", metavar="NAME", help="Dataset the source ids belong to.")
 @click.option("--remove", is_flag=True, help="Take the tag off instead.")
 @click.option(
