@@ -72,7 +72,6 @@ _LEAD_IN = re.compile(
     r"[^,.:]{0,60}?(?:image|picture|photo|figure|scene|diagram)[^,.:]{0,30}[,:]\s*",
     re.IGNORECASE,
 )
-_SENTENCE_END = re.compile(r"(?:\.(?!\d)|[!?\n;])\s*")
 
 
 @lru_cache(maxsize=4096)  # for references ("yes", "2", "red") and options; replies rarely repeat
@@ -99,10 +98,6 @@ _DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
 def strip_lead_in(reply: str) -> str:
     """Drop "Looking at the image, " style openings that precede the actual answer."""
     return _LEAD_IN.sub("", reply, count=1)
-
-
-def first_sentence(reply: str) -> str:
-    return _SENTENCE_END.split(reply.strip(), maxsplit=1)[0]
 
 
 def stated_answer(reply: str) -> str | None:
