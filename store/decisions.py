@@ -48,11 +48,6 @@ def _lit(text: str) -> str:
 # ---------------------------------------------------------------- reading a run folder
 
 
-def load_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """run.json of a run folder (`store.runs.read_run_json`; kept under this name for callers)."""
-    return runs.read_run_json(Path(run_dir))
-
-
 def _run(run_dir: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> runs.Run:
     path = Path(run_dir)
     meta = meta if meta is not None else runs.read_run_json(path)
@@ -90,7 +85,9 @@ def _run_dataset_id(catalog: Catalog, con: duckdb.DuckDBPyConnection, run_id: st
     rows = con.execute("SELECT dataset_id FROM runs WHERE run_id = ?", [run_id]).fetchall()
     if rows:
         return rows[0][0]
-    run = load_run_json(run_dir_for(catalog, con, run_id))  # raises NotFound for an unknown run
+    run = runs.read_run_json(
+        run_dir_for(catalog, con, run_id)
+    )  # raises NotFound for an unknown run
     return run.get("dataset_id")
 
 
@@ -178,7 +175,7 @@ def group_sample_ids(run_dir: str | os.PathLike[str], column: str, value: Any) -
     """Sample ids of one group (cluster, subset) of a run, read from its result shards."""
     import duckdb
 
-    run = load_run_json(run_dir)
+    run = runs.read_run_json(Path(run_dir))
     glob = result_glob(run_dir, run)
     con = duckdb.connect()  # in-memory: reading Parquet needs no catalog
     try:
@@ -271,7 +268,7 @@ def effective_sql(
     gives result order = input.parquet order) plus any result `columns` asked for. Decisions with
     `seq > upto_seq` are ignored, so a caller can pin the log at the moment it looked.
     """
-    run = load_run_json(run_dir)
+    run = runs.read_run_json(Path(run_dir))
     glob = result_glob(run_dir, run)
     _, column = selection_column(run, selection)
     run_id = run.get("run_id") or Path(run_dir).name

@@ -20,12 +20,11 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from store import faults
+from store import faults, runs
 from store.atomic import remove_stale_temps
 from store.decisions import (
     decision_stats,
     effective_sql,
-    load_run_json,
     run_dir_for,
     selection_column,
 )
@@ -262,7 +261,7 @@ def _find_dataset(catalog: Any, con: Any, name: str) -> _Dataset:
 
 def _run_part(catalog: Any, con: Any, run_id: str, selection: str | None, ds: _Dataset) -> _RunPart:
     run_dir = run_dir_for(catalog, con, run_id)
-    meta = load_run_json(run_dir)
+    meta = runs.read_run_json(run_dir)
     if meta.get("dataset_id") not in (None, ds.dataset_id) and meta.get("dataset") != ds.name:
         raise ThresherError(
             f"run {run_id} selected from dataset {meta.get('dataset')!r}, not {ds.name!r}; "

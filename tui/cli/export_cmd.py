@@ -26,10 +26,11 @@ def _catalog(workspace: Workspace) -> Any:
 
 
 def _run_dataset(catalog: Any, run_id: str) -> str:
-    from store.decisions import load_run_json, run_dir_for
+    from store import runs
+    from store.decisions import run_dir_for
 
     with catalog.connect() as con:
-        run = load_run_json(run_dir_for(catalog, con, run_id))
+        run = runs.read_run_json(run_dir_for(catalog, con, run_id))
     if not run.get("dataset"):
         raise ThresherError(f"run {run_id} names no dataset; pass --dataset NAME.")
     return run["dataset"]
