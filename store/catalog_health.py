@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from store.errors import CatalogBroken, DiskFull, ThresherError
+from store.sql import ident
 
 log = logging.getLogger("thresher.notice")
 _ANNOUNCE_WAL = 1_000_000  # bytes of WAL worth a note before the (slow) replay
@@ -192,8 +193,7 @@ def check(path: Path) -> list[str]:
         ]
         rows = 0
         for table in tables:
-            quoted = '"' + table.replace('"', '""') + '"'
-            count = con.execute(f"SELECT count(*), sum(hash(t)) FROM {quoted} t").fetchone()
+            count = con.execute(f"SELECT count(*), sum(hash(t)) FROM {ident(table)} t").fetchone()
             rows += count[0] if count else 0
         notes.append(f"read all {rows:,} rows of {len(tables)} tables")
     finally:

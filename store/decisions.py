@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from store import runs
 from store.errors import NotFound, ThresherError
+from store.sql import ident, literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -33,16 +34,6 @@ def default_author() -> str:
         return os.environ.get("THRESHER_AUTHOR") or getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers)
         return "unknown"
-
-
-def _q(name: str) -> str:
-    """A SQL identifier, quoted (result columns can be named `P1+W`)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    """A SQL string literal (paths go into read_parquet(), which takes no parameters)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 # ---------------------------------------------------------------- reading a run folder
@@ -181,19 +172,19 @@ def group_sample_ids(run_dir: str | os.PathLike[str], column: str, value: Any) -
     try:
         cols = [
             r[0]
-            for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(glob)})").fetchall()
+            for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(glob)})").fetchall()
         ]
         if column not in cols:
             raise NotFound(
                 f"run {run.get('run_id')} has no column {column!r}; it has: {', '.join(cols)}."
             )
         ids = con.sql(
-            f"SELECT sample_id FROM read_parquet({_lit(glob)}) WHERE CAST({_q(column)} AS VARCHAR) = ?",
+            f"SELECT sample_id FROM read_parquet({literal(glob)}) WHERE CAST({ident(column)} AS VARCHAR) = ?",
             params=[str(value)],
         ).to_arrow_table()["sample_id"]
         if len(ids) == 0:
             values = con.execute(
-                f"SELECT DISTINCT CAST({_q(column)} AS VARCHAR) v FROM read_parquet({_lit(glob)}) "
+                f"SELECT DISTINCT CAST({ident(column)} AS VARCHAR) v FROM read_parquet({literal(glob)}) "
                 "ORDER BY v LIMIT 12"
             ).fetchall()
             raise NotFound(
@@ -272,12 +263,12 @@ def effective_sql(
     glob = result_glob(run_dir, run)
     _, column = selection_column(run, selection)
     run_id = run.get("run_id") or Path(run_dir).name
-    extra = "".join(f", r.{_q(c)}" for c in columns)
+    extra = "".join(f", r.{ident(c)}" for c in columns)
     sql = f"""
         WITH r AS (
-            SELECT *, CAST({_q(column)} AS BOOLEAN) AS algorithmic,
+            SELECT *, CAST({ident(column)} AS BOOLEAN) AS algorithmic,
                    filename AS _file, file_row_number AS _row
-            FROM read_parquet({_lit(glob)}, filename = true, file_row_number = true)
+            FROM read_parquet({literal(glob)}, filename = true, file_row_number = true)
         ),
         d AS ({latest_decisions_sql(upto_seq)})
         SELECT r.sample_id, r.algorithmic, {override_sql("d.action")} AS override,
@@ -321,14 +312,15 @@ def effective_counts(
     """Table(group, n, kept_algo, kept_effective), one row per value of `group_column`, sorted."""
     glob = result_glob(run_dir)
     cols = [
-        r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(glob)})").fetchall()
+        r[0]
+        for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(glob)})").fetchall()
     ]
     if group_column not in cols:
         raise NotFound(f"{run_dir} has no column {group_column!r}; it has: {', '.join(cols)}.")
     sql, params = effective_sql(run_dir, selection, columns=[group_column])
     return con.sql(
         f"""
-        SELECT {_q(group_column)} AS "group", count(*) AS n,
+        SELECT {ident(group_column)} AS "group", count(*) AS n,
                count(*) FILTER (WHERE algorithmic) AS kept_algo,
                count(*) FILTER (WHERE effective) AS kept_effective
         FROM ({sql}) GROUP BY 1 ORDER BY 1

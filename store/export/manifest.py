@@ -40,6 +40,7 @@ from store.export.formats import (
 from store.export.parquet import write_parquet
 from store.failures import translating
 from store.ingest.formats import TURN_EXTRA
+from store.sql import literal
 from store.tags import sidecar_tags
 
 # Flags that mean "the image is not usable": skipped unless include_flagged.
@@ -328,7 +329,7 @@ def _image_paths_sql(con: Any, rel_root: Path | None) -> tuple[str, str]:
     # Under the root (the usual case) a prefix cut; elsewhere ("../x") a lookup in one row
     # holding {folder: relative folder}, computed in Python once per folder.
     prefix = str(rel_root).rstrip("/") + "/"
-    lit = "'" + prefix.replace("'", "''") + "'"
+    lit = literal(prefix)
     reldirs = (
         ", (SELECT map(list(dir), list(CASE WHEN rel = '.' THEN '' ELSE rel || '/' END)) "
         "AS reldir FROM _export_reldirs) m"

@@ -19,13 +19,10 @@ import pyarrow.compute as pc
 
 from store.ingest.formats import IMAGE_TOKEN, Spec
 from store.ingest.normalize import BLANKS, NORM_SCHEMA
+from store.sql import literal
 
 _SAFE_KEY = re.compile(r'^[^"\\\x00-\x1f]+$')
 _MAX_OBJECT = 64 << 20  # bytes; a larger single sample goes the Python way
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _all(list_expr: str, pred: str) -> str:
@@ -48,11 +45,11 @@ def _sql(spec: Spec, path: str, json_format: str) -> str:
         k: "JSON" for k in (spec.id_key, spec.image_key, conv, spec.task_key, spec.system_key) if k
     }
     turn = {spec.role_key: "JSON", spec.content_key: "JSON"}
-    roles = " ".join(f"WHEN {_lit(src)} THEN {_lit(dst)}" for src, dst in spec.roles.items())
+    roles = " ".join(f"WHEN {literal(src)} THEN {literal(dst)}" for src, dst in spec.roles.items())
     blanks = " || ".join(f"chr({ord(c)})" for c in BLANKS)
     ws = "[ \\t\\n\\r\\f\\v]*"
-    token_re = _lit(ws + re.escape(IMAGE_TOKEN) + ws)
-    known = "[" + ", ".join(_lit(k) for k in sorted(spec.known)) + "]::VARCHAR[]"
+    token_re = literal(ws + re.escape(IMAGE_TOKEN) + ws)
+    known = "[" + ", ".join(literal(k) for k in sorted(spec.known)) + "]::VARCHAR[]"
 
     def field(key: str | None) -> str:
         return f'o."{key}"' if key else "NULL::JSON"
@@ -64,7 +61,7 @@ def _sql(spec: Spec, path: str, json_format: str) -> str:
     oid, img, cv = field(spec.id_key), field(spec.image_key), field(conv)
     x_role, x_content = f'x."{spec.role_key}"', f'x."{spec.content_key}"'
     images_ok = _all("ij", "json_type(x) = 'VARCHAR'")
-    modelled = f"[{_lit(spec.role_key)}, {_lit(spec.content_key)}]::VARCHAR[]"
+    modelled = f"[{literal(spec.role_key)}, {literal(spec.content_key)}]::VARCHAR[]"
     turns_ok = " AND ".join(
         [
             _all("tj", "x IS NOT NULL"),
@@ -81,12 +78,12 @@ def _sql(spec: Spec, path: str, json_format: str) -> str:
     role, content = f't."{spec.role_key}"', f't."{spec.content_key}"'
     return f"""
     WITH src AS (
-        SELECT json AS j FROM read_json_objects({_lit(path)}, format = '{json_format}',
+        SELECT json AS j FROM read_json_objects({literal(path)}, format = '{json_format}',
                                                 maximum_object_size = {_MAX_OBJECT})
     ),
     obj AS (
         SELECT j, json_type(j) = 'OBJECT' AS is_obj, json_keys(j) AS keys,
-               from_json(j, {_lit(json.dumps(fields))}) AS o
+               from_json(j, {literal(json.dumps(fields))}) AS o
         FROM src
     ),
     typed AS (
@@ -98,7 +95,7 @@ def _sql(spec: Spec, path: str, json_format: str) -> str:
     ),
     parts AS (
         SELECT *,
-            CASE WHEN conv_t = 'ARRAY' THEN from_json({cv}, {_lit(json.dumps([turn]))}) END AS tj,
+            CASE WHEN conv_t = 'ARRAY' THEN from_json({cv}, {literal(json.dumps([turn]))}) END AS tj,
             CASE WHEN conv_t = 'ARRAY' THEN from_json({cv}, '["JSON"]') END AS tr,
             CASE WHEN img_t = 'ARRAY' THEN from_json({img}, '["JSON"]') END AS ij
         FROM typed
@@ -144,12 +141,12 @@ def _sql(spec: Spec, path: str, json_format: str) -> str:
         orig_id,
         images_raw,
         to_json(turns)::VARCHAR AS conversation,
-        coalesce(CASE WHEN contains(q, {_lit(IMAGE_TOKEN)})
+        coalesce(CASE WHEN contains(q, {literal(IMAGE_TOKEN)})
                       THEN trim(regexp_replace(q, {token_re}, ' ', 'g'), {blanks})
                       ELSE trim(q, {blanks}) END, '') AS question,
         answer,
         coalesce(list_sum(list_transform(turns, lambda t:
-            (length(t.content) - length(replace(t.content, {_lit(IMAGE_TOKEN)}, '')))
+            (length(t.content) - length(replace(t.content, {literal(IMAGE_TOKEN)}, '')))
             // {len(IMAGE_TOKEN)})), 0)::INTEGER AS n_image_tokens,
         least(len(list_filter(turns, lambda t: t.role = 'user')),
               len(list_filter(turns, lambda t: t.role = 'assistant')))::INTEGER AS n_turns,

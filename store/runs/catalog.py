@@ -12,6 +12,7 @@ from store.runs.events import StageProgress, fold_events, read_events, read_last
 from store.runs.layout import RUN_JSON, read_run_json
 from store.runs.model import Outputs, Run
 from store.runs.status import read_status
+from store.sql import literal
 
 RunInfo = Run  # the name callers used before the typed Run
 
@@ -46,10 +47,6 @@ def stage_files(run_dir: Path, stage: str, suffix: str = ".parquet") -> list[Pat
     return sorted((run_dir / stage).glob(f"part-*{suffix}"))
 
 
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def view_name(run_id: str, stage: str) -> str:
     return f"run_{run_id}_{stage}"
 
@@ -63,7 +60,7 @@ def result_summary(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     if outputs is None or not outputs.result_files(run_dir):
         return summary
     table = outputs.table
-    glob = _sql_str(str(run_dir.resolve() / table / "*.parquet"))
+    glob = literal(str(run_dir.resolve() / table / "*.parquet"))
     sums = [f'count_if("{col}")' for col in outputs.selections.values()]
     con = duckdb.connect()
     try:
@@ -117,7 +114,7 @@ def create_views(con: Any, run_dir: Path, meta: dict[str, Any]) -> list[str]:
         if not stage_files(run_dir, stage):
             continue
         name = view_name(run_dir.name, stage)
-        glob = _sql_str(str(run_dir.resolve() / stage / "*.parquet"))
+        glob = literal(str(run_dir.resolve() / stage / "*.parquet"))
         con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet({glob})')
         names.append(name)
     return names
