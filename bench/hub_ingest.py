@@ -11,7 +11,8 @@ the store writes every image, the worst case for it.
 Then, each in its own process so peak RSS is its own, alternating the order between repeats:
 - bare: pyarrow reads each shard batch by batch and writes each image's bytes to a file;
 - ingest: `thresher ingest FOLDER` (default image check, header) into a fresh workspace.
-Reports wall and CPU seconds, samples/s, the ratio ingest / bare, and peak RSS (ru_maxrss).
+Reports wall and CPU seconds (user and system: the kernel's share of writing the files),
+samples/s, the ratio ingest / bare, and peak RSS (ru_maxrss).
 """
 
 from __future__ import annotations
@@ -134,8 +135,11 @@ def child(kind: str, folder: Path, scratch: Path) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     n = bare(folder, scratch) if kind == "bare" else ingest_folder(folder, scratch)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux -> MiB
-    print(json.dumps({"kind": kind, "n": n, "wall": wall, "cpu": cpu, "rss_mib": rss}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss = usage.ru_maxrss / 1024  # KiB on Linux -> MiB
+    out = {"kind": kind, "n": n, "wall": wall, "cpu": cpu, "rss_mib": rss}
+    # CPU split: user (Python, hashing, checks) and system (the kernel writing the files).
+    print(json.dumps({**out, "user": usage.ru_utime, "sys": usage.ru_stime}))
 
 
 def run(kind: str, folder: Path) -> dict:
@@ -174,9 +178,10 @@ def main() -> None:
         b, i = got["bare"], got["ingest"]
         print(
             f"repeat {r + 1} ({' then '.join(order)}; load {os.getloadavg()[0]:.1f}): "
-            f"bare {b['wall']:.1f} s = {b['n'] / b['wall']:,.0f}/s (CPU {b['cpu']:.1f} s, "
-            f"RSS {b['rss_mib']:.0f} MiB) | ingest {i['wall']:.1f} s = "
-            f"{i['n'] / i['wall']:,.0f}/s (CPU {i['cpu']:.1f} s, RSS {i['rss_mib']:.0f} MiB) | "
+            f"bare {b['wall']:.1f} s = {b['n'] / b['wall']:,.0f}/s (CPU {b['cpu']:.1f} s = user "
+            f"{b['user']:.1f} + sys {b['sys']:.1f}, RSS {b['rss_mib']:.0f} MiB) | ingest "
+            f"{i['wall']:.1f} s = {i['n'] / i['wall']:,.0f}/s (CPU {i['cpu']:.1f} s = user "
+            f"{i['user']:.1f} + sys {i['sys']:.1f}, RSS {i['rss_mib']:.0f} MiB) | "
             f"ingest/bare samples/s {b['wall'] / i['wall']:.2f}x"
         )
 

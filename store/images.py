@@ -11,6 +11,7 @@ not sweep (temp names carry the writer's pid) or reuse (finished files are conte
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import secrets
 import threading
@@ -37,7 +38,10 @@ INCOMING = ".incoming"
 _CHUNK = 64  # images per pool task: hashing and writing release the GIL, the loop does not
 
 
-def sniff(data: bytes | memoryview) -> str:
+ImageBytes = bytes | memoryview  # image bytes: a memoryview is a zero-copy slice of an Arrow buffer
+
+
+def sniff(data: ImageBytes) -> str:
     """The file extension that the magic bytes of `data` announce ('bin' when none does)."""
     head = bytes(data[:16])
     for offset, magic, ext in _MAGIC:
@@ -46,7 +50,7 @@ def sniff(data: bytes | memoryview) -> str:
     return UNKNOWN_EXT
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -54,6 +58,17 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's live process
     return True
+
+
+def sweep_dead(folder: Path) -> int:
+    """Remove the files in `folder` named `<pid>-...` whose process has ended; returns how many."""
+    removed = 0
+    for entry in os.scandir(folder):
+        pid = entry.name.split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            Path(entry.path).unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 @dataclass
@@ -67,73 +82,88 @@ class ImageStore:
     """Writes image bytes into `root` (the workspace's images/ folder), content-addressed.
 
     `check(data) -> verdict`, when given, judges each image from memory as it is stored
-    (`verdicts`: path -> verdict), so the ingest's image check need not open the file again.
+    (`submit` returns the verdicts), so the ingest's image check need not open the file again.
     """
 
     def __init__(
-        self, root: Path, workers: int = 4, check: Callable[[bytes], int] | None = None
+        self, root: Path, workers: int = 4, check: Callable[[ImageBytes], int] | None = None
     ) -> None:
         self.root = Path(root)
         self.check = check
-        self.verdicts: dict[str, int] = {}
         self.incoming = self.root / INCOMING
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.stats = StoreStats()
-        self._known: dict[str, str] = {}  # digest -> path, for repeats within this ingest
+        # sha256 -> code of (extension, verdict): repeats within this ingest are neither
+        # rewritten nor judged again (~100 bytes an image, a small int for the pair).
+        self._known: dict[bytes, int] = {}
+        self._codes: dict[tuple[str, int | None], int] = {}
+        self._kinds: dict[int, tuple[str, int | None]] = {}
+        self._serial = itertools.count()
         self._dirs: set[str] = set()
         self._tag = f"{os.getpid()}-{secrets.token_hex(3)}"
-        self._lock = threading.Lock()  # put_many may be called from several threads
+        self._lock = threading.Lock()  # _put runs in several threads
         self._pool = ThreadPoolExecutor(workers) if workers > 1 else None
         self.sweep()
 
     def sweep(self) -> int:
         """Remove temp files left by writers that are no longer running; returns how many."""
-        removed = 0
-        for entry in os.scandir(self.incoming):
-            pid = entry.name.split("-", 1)[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
-                Path(entry.path).unlink(missing_ok=True)
-                removed += 1
-        return removed
+        return sweep_dead(self.incoming)
 
     def path_for(self, digest: str, ext: str) -> str:
         return os.path.join(self.root, digest[:2], f"{digest}.{ext}")
 
-    def _put(self, data: bytes) -> tuple[str, int]:
-        """(path, bytes written: 0 when the file was already there)."""
-        digest = hashlib.sha256(data).hexdigest()
-        known = self._known.get(digest)
-        if known is not None:
-            return known, 0
-        final = self.path_for(digest, sniff(data))
-        if self.check is not None:
-            self.verdicts[final] = self.check(data)
+    def _put(self, data: ImageBytes) -> tuple[str, int, int | None]:
+        """(path, bytes written: 0 when the file was already there, verdict of `check`)."""
+        raw = hashlib.sha256(data).digest()
+        digest = raw.hex()
+        known = self._known.get(raw)
+        if known is None:
+            kind = (sniff(data), None if self.check is None else self.check(data))
+            # Claim the digest before writing: a repeat in another thread writes nothing and
+            # counts as reused (a batch is complete only once every write of it is).
+            with self._lock:
+                known = self._known.get(raw)
+                if known is None:
+                    code = self._codes.setdefault(kind, len(self._codes))
+                    self._kinds[code] = kind
+                    self._known[raw] = code
+        if known is not None:  # a repeat within this ingest: neither rewritten nor judged again
+            ext, verdict = self._kinds[known]
+            return self.path_for(digest, ext), 0, verdict
+        ext, verdict = kind
+        final = self.path_for(digest, ext)
         try:
             if os.stat(final).st_size == len(data):
-                self._known[digest] = final
-                return final, 0
+                return final, 0, verdict
         except FileNotFoundError:
             pass
         folder = os.path.dirname(final)
         if folder not in self._dirs:
             os.makedirs(folder, exist_ok=True)
             self._dirs.add(folder)
-        tmp = os.path.join(self.incoming, f"{self._tag}-{digest}-{secrets.token_hex(4)}")
+        tmp = os.path.join(self.incoming, f"{self._tag}-{digest}-{next(self._serial)}")
         try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
             os.replace(tmp, final)  # atomic: a reader sees no file or the whole file
         except BaseException:
+            with self._lock:
+                self._known.pop(raw, None)
             Path(tmp).unlink(missing_ok=True)
             raise
-        self._known[digest] = final
-        return final, len(data)
+        return final, len(data), verdict
 
-    def _put_chunk(self, blobs: Sequence[bytes]) -> list[tuple[str, int]]:
+    def _put_chunk(self, blobs: Sequence[ImageBytes]) -> list[tuple[str, int, int | None]]:
         return [self._put(b) for b in blobs]
 
-    def submit(self, blobs: Sequence[bytes]) -> Callable[[], list[str]]:
-        """Start storing `blobs` in the pool; the returned call waits and gives their paths.
+    def submit(self, blobs: Sequence[ImageBytes]) -> Callable[[], list[tuple[str, int | None]]]:
+        """Start storing `blobs` in the pool; the returned call waits and gives, in order, each
+        one's (path, verdict of `check`; None without one).
 
         The caller reads and converts the next batch meanwhile: decoding and writing overlap.
         """
@@ -144,19 +174,15 @@ class ImageStore:
         futures: list[Future] = [self._pool.submit(self._put_chunk, c) for c in chunks]
         return lambda: self._count([r for f in futures for r in f.result()])
 
-    def put_many(self, blobs: Sequence[bytes]) -> list[str]:
-        """Store every blob (in the thread pool); returns their paths in order."""
-        return self.submit(blobs)()
-
-    def _count(self, results: list[tuple[str, int]]) -> list[str]:
+    def _count(self, results: list[tuple[str, int, int | None]]) -> list[tuple[str, int | None]]:
         with self._lock:
-            for _, n in results:
+            for _, n, _ in results:
                 if n:
                     self.stats.written += 1
                     self.stats.bytes_written += n
                 else:
                     self.stats.reused += 1
-        return [p for p, _ in results]
+        return [(p, v) for p, _, v in results]
 
     def close(self) -> None:
         """Wait for writes in flight, then remove this writer's temp files (an interrupt)."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from itertools import chain
 from pathlib import Path
 
@@ -22,18 +22,20 @@ import pyarrow.compute as pc
 
 from store.catalog import Catalog
 from store.errors import IngestError
-from store.images import ImageStore
+from store.images import ImageBytes, ImageStore
 from store.ingest import fast, remote, shards
 from store.ingest import formats as F
-from store.ingest.finish import FLAGS, LONG_TEXT_CHARS, SAMPLE_SCHEMA, finish
+from store.ingest.finish import FLAGS, LONG_TEXT_CHARS, SAMPLE_SCHEMA, Finisher, Stage
 from store.ingest.images import CHECK_MODES, ImageChecker, check_bytes
-from store.ingest.merge import merge
+from store.ingest.merge import Source, merge
 from store.ingest.normalize import RowNormaliser
 from store.ingest.readers import Progress, Record, first_char, iter_records
+from store.ingest.staging import FileStage, MemoryStage
 
 __all__ = ["FLAGS", "LONG_TEXT_CHARS", "SAMPLE_SCHEMA", "IngestProgress", "IngestReport", "ingest"]
 
 BATCH = 16384  # rows per Arrow batch on the Python path: bounds the dicts alive at once
+FINISH_ROWS = 8192  # rows finished and staged at a time when shards stream
 ENGINES = ("auto", "python")
 
 
@@ -218,92 +220,80 @@ def ingest(
     if mapping:
         options["mapping"] = mapping
     options = {**options, "engine": used}
-    return _commit(
-        catalog,
-        norm,
-        name,
-        fmt,
-        str(data_file),
-        root,
-        options,
-        check_images,
-        progress,
-        t0,
-        fetch_remote=fetch_remote,
+    source = Source(name, fmt, str(data_file), root, options)
+    store = (
+        ImageStore(catalog.workspace.images_dir, check=_checker(check_images))
+        if fetch_remote
+        else None
     )
+    try:
+        return _commit(
+            catalog,
+            source,
+            [(norm, {})],
+            MemoryStage(SAMPLE_SCHEMA),
+            check_images,
+            progress,
+            t0,
+            store,
+        )
+    finally:
+        if store is not None:
+            store.close()
 
 
 def _commit(
     catalog: Catalog,
-    norm: pa.Table,
-    name: str,
-    fmt: str,
-    source: str,
-    root: str,
-    options: dict,
+    source: Source,
+    chunks: Iterable[tuple[pa.Table, dict[str, int]]],
+    stage: Stage,
     check_images: str,
     progress: Callable[[IngestProgress], None] | None,
     t0: float,
-    known: dict[str, int] | None = None,
-    fetch_remote: bool = False,
+    fetch_into: ImageStore | None = None,
 ) -> IngestReport:
-    """Flag, id and merge the normalised rows in one transaction; the report of the ingest.
+    """Finish the normalised chunks (flags, ids, paths) into `stage`, then merge them into the
+    catalog in one transaction; the report of the ingest. Each chunk comes with the verdicts of
+    images already checked (embedded images, judged from memory as they were stored).
 
-    `known`: image verdicts already made (embedded images checked from memory as stored)."""
-    n = norm.num_rows
-    used = options["engine"]
-    known = dict(known or {})
-    fetched = remote.Fetched()
-    if fetch_remote:
-        store = ImageStore(catalog.workspace.images_dir, check=_checker(check_images))
-        try:
-            fetched = remote.fetch(norm, store)
-        finally:
-            store.close()
-        known.update(store.verdicts)
+    `fetch_into`: --fetch-remote, image URLs are downloaded into this store."""
     checker = ImageChecker(check_images)
-    checker.known = known
+    finisher = Finisher(source.image_root, checker, stage)
+    if fetch_into is not None:
+        store = fetch_into
+        finisher.fetch = lambda norm: remote.fetch(norm, store, finisher.fetched)
     try:
-        done = finish(norm, root, checker, fetched.paths)
+        for norm, known in chunks:
+            finisher.add(norm, known)
+        done = finisher.done()
+        if progress:
+            progress(IngestProgress("write", 0, done.n_samples, done.n_samples))
+        merged = merge(catalog, source, done)
     finally:
         checker.close()
-    if progress:
-        progress(IngestProgress("write", 0, n, n))
-    ids = merge(
-        catalog,
-        name=name,
-        fmt=fmt,
-        source_path=source,
-        image_root=root,
-        options=options,
-        staged=done.table,
-        n_flagged=done.n_flagged,
-        fingerprint=done.fingerprint,
-    )
+        stage.discard()
+    n = done.n_samples
     if progress:
         progress(IngestProgress("write", n, n, n))
+    fetched = finisher.fetched
     return IngestReport(
-        dataset=name,
-        dataset_id=ids.dataset_id,
-        format=fmt,
-        source_path=source,
-        image_root=root,
+        dataset=source.name,
+        format=source.fmt,
+        source_path=source.path,
+        image_root=source.image_root,
+        engine=source.options["engine"],
         n_samples=n,
-        n_new=ids.n_new,
-        n_updated=ids.n_updated,
-        n_unchanged=ids.n_unchanged,
-        n_removed=ids.n_removed,
         n_flagged=done.n_flagged,
         flags=done.flag_counts,
-        seconds=time.perf_counter() - t0,
         fingerprint=done.fingerprint,
-        engine=used,
+        **asdict(merged),
+        seconds=time.perf_counter() - t0,
         images_fetched=len(fetched.paths),
         fetch_failed=dict(sorted(fetched.failed.items())[:20]),
     )
 
 
-def _checker(check_images: str) -> Callable[[bytes], int] | None:
+def _checker(check_images: str) -> Callable[[ImageBytes], int] | None:
     """How the image store judges bytes it stores, for --check-images (None: not at all)."""
     return None if check_images == "none" else functools.partial(check_bytes, mode=check_images)
 
@@ -319,7 +309,8 @@ def _ingest_plan(
     t0: float,
     fetch_remote: bool,
 ) -> IngestReport:
-    """Hub-style sources: stream the shards, storing embedded images, then commit as usual."""
+    """Hub-style sources: stream the shards, storing embedded images and staging finished rows
+    in a file (memory holds a few batches, whatever the folder's size), then commit as usual."""
     root = _resolve_root(image_root, plan.default_root)
     total = sum(plan.sizes)
     if progress:
@@ -329,42 +320,71 @@ def _ingest_plan(
         if progress:
             progress(IngestProgress("read", done, total, rows))
 
-    store = ImageStore(catalog.workspace.images_dir, check=_checker(check_images))
-    try:
-        result = shards.read(plan, store, on_batch)
-    finally:
-        store.close()
-    if result.n_rows == 0:
-        raise IngestError(f"{plan.source}: holds no samples; nothing to ingest.")
-    if not result.had_conversation:
-        raise IngestError(
-            f"{plan.source}: none of the {result.n_rows} samples has the field "
-            f"{plan.keys.conv!r} that the {plan.fmt} format needs. Check --format, or map the "
-            "columns with --map."
-        )
     options: dict = {"files": len(plan.files), "first_file": str(plan.files[0])}
     options["check_images"] = check_images
     if mapping:
         options["mapping"] = mapping
     options["engine"] = "python"
-    report = _commit(
-        catalog,
-        result.norm,
-        name or plan.name,
-        plan.fmt,
-        plan.source,
-        root,
-        options,
-        check_images,
-        progress,
-        t0,
-        store.verdicts,
-        fetch_remote,
-    )
+    source = Source(name or plan.name, plan.fmt, plan.source, root, options)
+    store = ImageStore(catalog.workspace.images_dir, check=_checker(check_images))
+    stream = shards.read(plan, store, on_batch)
+    try:
+        stage = FileStage(catalog.workspace.root, SAMPLE_SCHEMA)
+        chunks = _rechunk(_checked(plan, stream), FINISH_ROWS)
+        report = _commit(
+            catalog,
+            source,
+            chunks,
+            stage,
+            check_images,
+            progress,
+            t0,
+            store if fetch_remote else None,
+        )
+    finally:
+        stream.close()  # wait for the image writes in flight
+        store.close()
     report.images_written = store.stats.written
     report.images_reused = store.stats.reused
     report.image_bytes_written = store.stats.bytes_written
     return report
+
+
+def _checked(
+    plan: shards.Plan, chunks: Iterator[tuple[pa.Table, dict[str, int]]]
+) -> Iterator[tuple[pa.Table, dict[str, int]]]:
+    """The chunks as they come; at the end, refuse a source without samples or conversations."""
+    n, had_conversation = 0, False
+    for norm, known in chunks:
+        n += norm.num_rows
+        had_conversation = had_conversation or bool(pc.any(norm.column("present")).as_py())
+        yield norm, known
+    if n == 0:
+        raise IngestError(f"{plan.source}: holds no samples; nothing to ingest.")
+    if not had_conversation:
+        raise IngestError(
+            f"{plan.source}: none of the {n} samples has the field "
+            f"{plan.keys.conv!r} that the {plan.fmt} format needs. Check --format, or map the "
+            "columns with --map."
+        )
+
+
+def _rechunk(
+    chunks: Iterable[tuple[pa.Table, dict[str, int]]], rows: int
+) -> Iterator[tuple[pa.Table, dict[str, int]]]:
+    """Chunks of at least `rows` rows (the last one fewer): finishing pays per chunk."""
+    tables: list[pa.Table] = []
+    known: dict[str, int] = {}
+    n = 0
+    for table, verdicts in chunks:
+        tables.append(table)
+        known.update(verdicts)
+        n += table.num_rows
+        if n >= rows:
+            yield pa.concat_tables(tables), known
+            tables, known, n = [], {}, 0
+    if tables:
+        yield pa.concat_tables(tables), known
 
 
 def _read_rows(

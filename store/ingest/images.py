@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from store.images import ImageBytes
+
 CHECK_MODES = ("none", "exists", "header", "decode")
 OK, MISSING, CORRUPT = 0, 1, 2
 _CHUNK = 512  # paths per pool task: amortises the pool's per-task overhead
@@ -65,7 +67,7 @@ def _pillow(src: str | io.BytesIO, mode: str) -> int:
     return OK
 
 
-def check_bytes(data: bytes, mode: str) -> int:
+def check_bytes(data: ImageBytes, mode: str) -> int:
     """The verdict `mode` would give a file holding `data` (for images still in memory)."""
     if mode in ("none", "exists"):
         return OK if data or mode == "none" else CORRUPT

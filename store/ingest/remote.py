@@ -29,6 +29,7 @@ WORKERS = 8
 class Fetched:
     paths: dict[str, str] = field(default_factory=dict)  # url -> stored path
     failed: dict[str, str] = field(default_factory=dict)  # url -> why
+    verdicts: dict[str, int] = field(default_factory=dict)  # stored path -> image check
 
 
 def _download(url: str, timeout: float) -> bytes:
@@ -40,8 +41,11 @@ def _download(url: str, timeout: float) -> bytes:
     return data
 
 
-def fetch(norm: pa.Table, store: ImageStore, timeout: float = TIMEOUT_S) -> Fetched:
-    """Download every distinct http(s) image URL of `norm.images_raw` into `store`."""
+def fetch(
+    norm: pa.Table, store: ImageStore, tried: Fetched | None = None, timeout: float = TIMEOUT_S
+) -> Fetched:
+    """Download every distinct http(s) image URL of `norm.images_raw` into `store`, but those
+    `tried` already (an earlier chunk of the same ingest)."""
     flat = pc.list_flatten(norm.column("images_raw"))
     urls = pc.unique(pc.filter(flat, pc.match_substring_regex(flat, FETCHED_SCHEMES)))
     out = Fetched()
@@ -52,9 +56,14 @@ def fetch(norm: pa.Table, store: ImageStore, timeout: float = TIMEOUT_S) -> Fetc
         except (urllib.error.URLError, OSError, ValueError) as exc:
             out.failed[url] = str(getattr(exc, "reason", None) or exc)
             return
-        out.paths[url] = store.put_many([data])[0]
+        [(path, verdict)] = store.submit([data])()
+        out.paths[url] = path
+        if verdict is not None:
+            out.verdicts[path] = verdict
 
     todo = urls.to_pylist()
+    if tried is not None:
+        todo = [u for u in todo if u not in tried.paths and u not in tried.failed]
     if todo:
         with ThreadPoolExecutor(min(WORKERS, len(todo))) as pool:
             list(pool.map(one, todo))

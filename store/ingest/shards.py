@@ -3,15 +3,17 @@
 `plan()` decides whether a path is for this reader (a folder or glob of shards, Parquet in a
 shape hub.py knows, JSON whose images or content parts need it) and checks every shard's schema
 against the first before anything is written. `read()` streams the shards in name order, a few
-hundred rows at a time, stores embedded images as it goes and returns the normalised text columns,
-so a folder of 20 GB of shards costs one batch of image bytes in memory, not the folder.
+hundred rows at a time, stores embedded images as it goes and yields the normalised rows batch by
+batch (the caller finishes and stages them: finish.py, staging.py), so a folder of 20 GB of shards
+costs two batches of image bytes in memory, not the folder. Parquet batches in LLaVA-OneVision's
+shape are converted column-wise (columnar.py); anything else row by row (hub.py).
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -19,15 +21,14 @@ from pathlib import Path
 import pyarrow as pa
 
 from store.errors import IngestError
-from store.images import ImageStore
-from store.ingest import hub
-from store.ingest.normalize import RowNormaliser
+from store.images import ImageBytes, ImageStore
+from store.ingest import columnar, hub
+from store.ingest.normalize import NORM_SCHEMA, RowNormaliser
 from store.ingest.readers import Progress, Record, iter_records
 
 PARQUET = (".parquet", ".pq")
 DATA_EXTS = (*PARQUET, ".jsonl", ".json")
-ROWS_PER_BATCH = 256  # rows whose image bytes are alive at once (~8 MB of 30 KB images)
-NORM_BATCH = 16384
+ROWS_PER_BATCH = 512  # rows whose image bytes are alive at once (~16 MB of 30 KB images)
 
 
 @dataclass
@@ -204,8 +205,13 @@ def plan(path: object, fmt: str, mapping: dict[str, str]) -> Plan | None:
     return Plan(files, fmt, source, name, top, hub.keys_for(fmt, mapping), sizes)
 
 
-def _parquet_batches(path: Path) -> Iterator[tuple[list[Record], float]]:
-    """Records of one Parquet file, a batch at a time, with the fraction of the file read."""
+# A converted batch: the image bytes to store, and how to build its rows from their stored paths.
+Converted = tuple[list[ImageBytes], Callable[[list[str]], pa.Table]]
+
+
+def _parquet_batches(path: Path, p: Plan) -> Iterator[tuple[Converted, int, float]]:
+    """Batches of one Parquet file converted (column-wise when they can be): (batch, rows,
+    fraction of the file read)."""
     import pyarrow.parquet as pq
 
     # pre_buffer would read every row group's column chunks ahead: a whole shard in memory
@@ -214,77 +220,75 @@ def _parquet_batches(path: Path) -> Iterator[tuple[list[Record], float]]:
     total = pf.metadata.num_rows or 1
     index = 0
     for batch in pf.iter_batches(batch_size=ROWS_PER_BATCH):
-        rows = batch.to_pylist()
-        yield (
-            [Record(index + i, index + i + 1, r) for i, r in enumerate(rows)],
-            (index + len(rows)) / total,
-        )
-        index += len(rows)
+        n = batch.num_rows
+        fast = columnar.convert(batch, p.fmt, p.keys)
+        if fast is not None:
+            converted = _from_columns(fast)
+        else:
+            rows = batch.to_pylist()
+            records = [Record(index + i, index + i + 1, r) for i, r in enumerate(rows)]
+            converted = _from_rows(path, records, p)
+        index += n
+        yield converted, n, index / total
 
 
-def _json_batches(path: Path) -> Iterator[tuple[list[Record], float]]:
+def _json_batches(path: Path, p: Plan) -> Iterator[tuple[Converted, int, float]]:
     size = path.stat().st_size or 1
     progress = Progress(size)
     records = iter_records(path, progress)
     while batch := list(islice(records, ROWS_PER_BATCH)):
-        yield batch, progress.done / size
-
-
-@dataclass
-class ReadResult:
-    norm: pa.Table
-    n_rows: int
-    had_conversation: bool
+        yield _from_rows(path, batch, p), len(batch), progress.done / size
 
 
 def read(
     p: Plan,
     store: ImageStore,
     progress: Callable[[int, int, int], None] | None = None,
-) -> ReadResult:
-    """Stream every shard into normalised rows; `progress(bytes_done, bytes_total, rows)`."""
-    rows = RowNormaliser(NORM_BATCH)
+) -> Generator[tuple[pa.Table, dict[str, int]], None, None]:
+    """Stream every shard as chunks of normalised rows, each with the image check verdicts of
+    the images it stored (path -> verdict); `progress(bytes_done, bytes_total, rows)`."""
     total = sum(p.sizes)
     done_before = 0
     n = 0
-    had_conv = False
     # One batch is being stored while the next is read and converted (two batches of image
     # bytes alive at most).
-    pending: tuple[list[hub.Sample], list[hub.Blob], Callable[[], list[str]]] | None = None
+    pending: tuple[Callable[[list[str]], pa.Table], Callable[[], list]] | None = None
 
-    def add(batch: tuple[list[hub.Sample], list[hub.Blob], Callable[[], list[str]]]) -> None:
-        nonlocal had_conv
-        samples, blobs, paths = batch
-        for blob, path in zip(blobs, paths(), strict=True):
-            blob.path, blob.data = path, b""
-        for orig_id, refs, turns, task, extra, present in samples:
-            images = [r if isinstance(r, str) else r.path for r in refs]
-            rows.add((orig_id, images, turns, task, extra, present))
-            had_conv = had_conv or present
+    def built(batch: tuple[Callable[[list[str]], pa.Table], Callable[[], list]]):
+        build, stored = batch
+        results = stored()
+        known = {path: verdict for path, verdict in results if verdict is not None}
+        return build([path for path, _ in results]), known
 
     try:
         for f, size in zip(p.files, p.sizes, strict=True):
-            batches = _parquet_batches(f) if p.parquet else _json_batches(f)
-            for records, fraction in batches:
-                samples, blobs = _convert(f, records, p)
-                stored = store.submit([b.data for b in blobs])
+            batches = _parquet_batches(f, p) if p.parquet else _json_batches(f, p)
+            for (blobs, build), rows, fraction in batches:
+                stored = store.submit(blobs)
                 if pending is not None:
-                    add(pending)
-                pending = (samples, blobs, stored)
-                n += len(records)
+                    yield built(pending)
+                pending = (build, stored)
+                n += rows
                 if progress:
                     progress(done_before + int(size * fraction), total, n)
             done_before += size
         if pending is not None:
-            add(pending)
-            pending = None
+            last, pending = pending, None
+            yield built(last)
     finally:
         if pending is not None:
-            pending[2]()  # let the writes in flight finish before the store is closed
-    return ReadResult(rows.table(), n, had_conv)
+            pending[1]()  # let the writes in flight finish before the store is closed
 
 
-def _convert(f: Path, records: list[Record], p: Plan) -> tuple[list[hub.Sample], list[hub.Blob]]:
+def _from_columns(batch: columnar.Batch) -> Converted:
+    def build(paths: list[str]) -> pa.Table:
+        columns = {**batch.columns, "images_raw": batch.images_raw(paths)}
+        return pa.table([columns[f.name] for f in NORM_SCHEMA], schema=NORM_SCHEMA)
+
+    return batch.blobs, build
+
+
+def _from_rows(f: Path, records: list[Record], p: Plan) -> Converted:
     samples = []
     blobs: list[hub.Blob] = []
     for rec in records:
@@ -298,4 +302,14 @@ def _convert(f: Path, records: list[Record], p: Plan) -> tuple[list[hub.Sample],
             ) from None
         blobs.extend(r for r in sample[1] if isinstance(r, hub.Blob))
         samples.append(sample)
-    return samples, blobs
+
+    def build(paths: list[str]) -> pa.Table:
+        for blob, path in zip(blobs, paths, strict=True):
+            blob.path, blob.data = path, b""
+        rows = RowNormaliser(len(samples) + 1)
+        for orig_id, refs, turns, task, extra, present in samples:
+            images = [r if isinstance(r, str) else r.path for r in refs]
+            rows.add((orig_id, images, turns, task, extra, present))
+        return rows.table()
+
+    return [b.data for b in blobs], build
