@@ -17,6 +17,7 @@ import duckdb
 
 from store.catalog import Catalog
 from store.ingest.finish import Finished
+from store.sql import literal
 
 # DuckDB's memory for the catalog write: beyond it the rows being written spill to disk, so the
 # ingest's peak does not grow with the dataset (~0.8 KB a sample without it, measured).
@@ -113,8 +114,9 @@ class Source:
 def _stage_view(con, staged: object) -> None:
     """`_staged`: the finished rows, an Arrow table in memory or a staged Parquet file."""
     if isinstance(staged, Path):
-        literal = "'" + str(staged).replace("'", "''") + "'"
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _staged AS SELECT * FROM read_parquet({literal})")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW _staged AS SELECT * FROM read_parquet({literal(str(staged))})"
+        )
     else:
         con.register("_staged", staged)
 
