@@ -257,6 +257,68 @@ def test_embedded_images_are_checked_from_memory_by_mode(tmp_path, catalog):
     assert decoded.flags == {"corrupt_image": 1} and decoded.images_written == 0
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow on the cut TIFFs
+@pytest.mark.parametrize("mode", ["header", "decode"])
+def test_checks_from_memory_give_pillows_verdict_for_every_plugin(mode):
+    from store.ingest.images import _pillow, check_bytes
+
+    cases = []
+    for fmt in ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF"):
+        good = image_bytes("teal", size=(9, 7), fmt=fmt)
+        cases += [good, good[: len(good) // 2], good[:20], good[:8] + b"\0" * 40]
+    cases += [b"not an image", b"\xff\xd8\xff" + b"garbage" * 9, b"BM" + b"\0" * 60]
+    for data in cases:  # the plugin the magic bytes name first, then all: Pillow's verdict
+        assert check_bytes(data, mode) == _pillow(io.BytesIO(data), mode), data[:12]
+
+
+def _jpegs() -> dict[str, bytes]:
+    """JPEGs as encoders write them: baseline, progressive, grey, CMYK, ICC, Exif, comment."""
+    from PIL import ImageCms
+
+    rgb = Image.effect_noise((40, 30), 50).convert("RGB")
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0128], exif[0x011A], exif[0x011B] = 2, 72.0, 72.0
+    kinds = {
+        "baseline": (rgb, {}),
+        "progressive": (rgb, {"progressive": True}),
+        "grey": (rgb.convert("L"), {}),
+        "cmyk": (rgb.convert("CMYK"), {}),
+        "icc": (rgb, {"icc_profile": icc}),
+        "exif": (rgb, {"exif": exif}),
+        "comment": (rgb, {"comment": b"made by a camera"}),
+    }
+    out = {}
+    for name, (im, options) in kinds.items():
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=80, **options)
+        out[name] = buf.getvalue()
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow on the damaged Exif segments
+def test_quick_jpeg_header_reader_agrees_with_pillow_on_cut_and_damaged_files():
+    import random
+
+    from store.ingest.images import _pillow, check_bytes, jpeg_header_ok
+
+    rng = random.Random(14)
+    quick = 0
+    for name, good in _jpegs().items():
+        header = good.index(b"\xff\xda") + 16  # up to a little past the start of scan
+        variants = [good] + [good[:cut] for cut in range(0, header)]
+        for _ in range(300):  # a byte of the header changed
+            damaged = bytearray(good)
+            damaged[rng.randrange(2, header)] = rng.randrange(256)
+            variants.append(bytes(damaged))
+        for data in variants:
+            assert check_bytes(data, "header") == _pillow(io.BytesIO(data), "header"), (name, data)
+            quick += jpeg_header_ok(data)
+        if name not in ("exif",):  # Exif's resolution is Pillow's to parse: never answered here
+            assert jpeg_header_ok(good), name
+    assert quick > 1000  # the quick reader answered for most of them, not only Pillow
+
+
 def test_progress_counts_bytes_and_rows_and_map_renames_columns(tmp_path, catalog, monkeypatch):
     monkeypatch.setattr("store.ingest.shards.ROWS_PER_BATCH", 2)
     folder = tmp_path / "ov"
