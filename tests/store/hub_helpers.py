@@ -30,6 +30,12 @@ def image_bytes(colour: str = "red", size: tuple[int, int] = (8, 6), fmt: str = 
     return buf.getvalue()
 
 
+# Small real images the Hub tests embed: a PNG, a JPEG, and a PNG of another size.
+RED = image_bytes("red")
+BLUE = image_bytes("blue", fmt="JPEG")
+GREEN = image_bytes("green", size=(5, 5))
+
+
 def data_url(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 

@@ -13,27 +13,17 @@ from click.testing import CliRunner
 
 from store.export import export
 from store.ingest import ingest
-from tests.store.hub_helpers import (
-    cauldron_row,
-    image_bytes,
-    onevision_row,
-    openai_row,
-    trl_row,
-    write_cauldron,
-    write_jsonl,
-    write_onevision_shards,
-    write_trl,
-)
+from tests.store import hub_helpers as hub
 from tests.store.ingest_helpers import samples
-
-RED = image_bytes("red")
-BLUE = image_bytes("blue", fmt="JPEG")
 
 
 def test_parquet_export_embeds_images_in_trl_form_and_reads_back(tmp_path, catalog, monkeypatch):
     monkeypatch.setattr("store.export.parquet.ROWS_PER_GROUP", 2)  # several row groups
-    rows = [cauldron_row(i, [RED, BLUE] if i % 2 else [BLUE], turns=1 + i % 2) for i in range(5)]
-    ingest(catalog, write_cauldron(tmp_path / "c.parquet", rows), name="c")
+    rows = [
+        hub.cauldron_row(i, [hub.RED, hub.BLUE] if i % 2 else [hub.BLUE], turns=1 + i % 2)
+        for i in range(5)
+    ]
+    ingest(catalog, hub.write_cauldron(tmp_path / "c.parquet", rows), name="c")
     result = export(catalog, dataset="c", fmt="parquet", out_path=tmp_path / "out" / "c.parquet")
     assert (result.format, result.n_exported) == ("parquet", 5)
     assert result.sha256 == hashlib.sha256(result.path.read_bytes()).hexdigest()
@@ -49,7 +39,7 @@ def test_parquet_export_embeds_images_in_trl_form_and_reads_back(tmp_path, catal
         "list<element: struct<bytes: binary, path: string>>"
     )
     row = table.slice(1, 1).to_pylist()[0]
-    assert [img["bytes"] for img in row["images"]] == [RED, BLUE]
+    assert [img["bytes"] for img in row["images"]] == [hub.RED, hub.BLUE]
     user = row["messages"][0]
     assert user["role"] == "user"
     assert user["content"] == [
@@ -71,14 +61,17 @@ def test_parquet_export_embeds_images_in_trl_form_and_reads_back(tmp_path, catal
 
 
 def test_line_formats_point_at_the_store_and_skip_remote_images(tmp_path, catalog, workspace):
-    rows = [trl_row(0, [RED]), trl_row(1, [BLUE])]
-    ingest(catalog, write_trl(tmp_path / "t.parquet", rows), name="t")
-    chat = [openai_row(0, "https://example.com/a.png"), openai_row(1, "data:image/png;base64,")]
-    ingest(catalog, write_jsonl(tmp_path / "chat.jsonl", chat), name="chat")
+    rows = [hub.trl_row(0, [hub.RED]), hub.trl_row(1, [hub.BLUE])]
+    ingest(catalog, hub.write_trl(tmp_path / "t.parquet", rows), name="t")
+    chat = [
+        hub.openai_row(0, "https://example.com/a.png"),
+        hub.openai_row(1, "data:image/png;base64,"),
+    ]
+    ingest(catalog, hub.write_jsonl(tmp_path / "chat.jsonl", chat), name="chat")
 
     llava = export(catalog, dataset="t", fmt="llava", out_path=tmp_path / "t.json")
     written = json.loads(llava.path.read_text())
-    assert all(Path(r["image"]).read_bytes() in (RED, BLUE) for r in written)
+    assert all(Path(r["image"]).read_bytes() in (hub.RED, hub.BLUE) for r in written)
     rel = export(
         catalog,
         dataset="t",
@@ -88,7 +81,7 @@ def test_line_formats_point_at_the_store_and_skip_remote_images(tmp_path, catalo
         image_root=workspace.images_dir,
     )
     first = json.loads(rel.path.read_text().splitlines()[0])
-    digest = hashlib.sha256(RED).hexdigest()
+    digest = hashlib.sha256(hub.RED).hexdigest()
     assert first["images"] == [f"{digest[:2]}/{digest}.png"]
     assert rel.meta["image_root"] == str(workspace.images_dir)
 
@@ -101,8 +94,12 @@ def test_cli_ingests_shards_as_one_dataset_and_exports_parquet(tmp_path):
     from tui.cli import cli
 
     folder = tmp_path / "ov"
-    paths = write_onevision_shards(
-        folder, [[onevision_row(0, RED), onevision_row(1, None)], [onevision_row(2, BLUE)]]
+    paths = hub.write_onevision_shards(
+        folder,
+        [
+            [hub.onevision_row(0, hub.RED), hub.onevision_row(1, None)],
+            [hub.onevision_row(2, hub.BLUE)],
+        ],
     )
     ws = tmp_path / "ws"
     runner = CliRunner()
@@ -124,7 +121,7 @@ def test_cli_ingests_shards_as_one_dataset_and_exports_parquet(tmp_path):
     table = pq.read_table(tmp_path / "ov-parquet.parquet")
     assert table.column("id").to_pylist() == ["ov-0", "ov-1", "ov-2"]
     assert table.column("images").to_pylist()[1] == []
-    remote = write_jsonl(tmp_path / "r.jsonl", [openai_row(0, "https://example.com/x.png")])
+    remote = hub.write_jsonl(tmp_path / "r.jsonl", [hub.openai_row(0, "https://example.com/x.png")])
     note = runner.invoke(cli, ["-w", str(ws), "ingest", str(remote)])
     words = " ".join(note.output.split())
     assert "remote_image 1" in words and "does not download" in words

@@ -14,11 +14,15 @@ import pytest
 from store.errors import IngestError
 from store.ingest import columnar, ingest, shards
 from store.ingest.readers import Record
-from tests.store.hub_helpers import IMAGE, ONEVISION, image_bytes, write_onevision_shards
+from tests.store.hub_helpers import (
+    BLUE,
+    IMAGE,
+    ONEVISION,
+    RED,
+    image_bytes,
+    write_onevision_shards,
+)
 from tests.store.ingest_helpers import samples, snapshot
-
-RED = image_bytes("red")
-BLUE = image_bytes("blue", fmt="JPEG")
 
 # Text in the shapes real data has: quotes, backslashes, blanks around <image>, tabs, \b and \f
 # (JSON's short escapes), non-ASCII, empty and missing values, a system turn, no answer.

@@ -16,6 +16,9 @@ from store.errors import IngestError
 from store.images import ImageStore, sniff
 from store.ingest import ingest
 from tests.store.hub_helpers import (
+    BLUE,
+    GREEN,
+    RED,
     cauldron_row,
     data_url,
     image_bytes,
@@ -30,10 +33,6 @@ from tests.store.hub_helpers import (
     write_trl,
 )
 from tests.store.ingest_helpers import samples, snapshot
-
-RED = image_bytes("red")
-BLUE = image_bytes("blue", fmt="JPEG")
-GREEN = image_bytes("green", size=(5, 5))
 
 
 def stored(catalog, data: bytes) -> str:
