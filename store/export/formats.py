@@ -57,6 +57,10 @@ def _turns_json(turn_sql: str, keys: tuple[str, ...]) -> str:
 
 
 _MESSAGES = _turns_json("{'role': t.role, 'content': t.content}", ("role", "content"))
+# One sample as ms-swift and ShareGPT both write it; they differ only in how samples are joined.
+_MESSAGES_SAMPLE = f"""'{{"id":' || to_json(orig_id) || ',"messages":' || {_MESSAGES}
+            || ',"images":' || to_json(imgs){_TASK}{_REST} || '}}'"""
+_MESSAGES_COLUMNS = ("id", "messages", "images", "task")
 _LLAVA_TURNS = _turns_json(
     "{'from': CASE t.role WHEN 'user' THEN 'human' WHEN 'assistant' THEN 'gpt' ELSE t.role END, "
     "'value': t.content}",
@@ -79,19 +83,17 @@ FORMATS: dict[str, Format] = {
         "swift",
         ".jsonl",
         False,
-        f"""'{{"id":' || to_json(orig_id) || ',"messages":' || {_MESSAGES}
-            || ',"images":' || to_json(imgs){_TASK}{_REST} || '}}' || chr(10)""",
+        f"{_MESSAGES_SAMPLE} || chr(10)",
         "ms-swift JSONL: messages role/content with <image> tokens, images list",
-        ("id", "messages", "images", "task"),
+        _MESSAGES_COLUMNS,
     ),
     "sharegpt": Format(
         "sharegpt",
         ".json",
         True,
-        f"""'{ROW_SEP}' || '{{"id":' || to_json(orig_id) || ',"messages":' || {_MESSAGES}
-            || ',"images":' || to_json(imgs){_TASK}{_REST} || '}}'""",
+        f"'{ROW_SEP}' || {_MESSAGES_SAMPLE}",
         "LLaMA-Factory ShareGPT multimodal JSON + dataset_info.json beside it",
-        ("id", "messages", "images", "task"),
+        _MESSAGES_COLUMNS,
     ),
     "ids": Format(
         "ids",
