@@ -19,9 +19,10 @@ from textual.screen import Screen
 from store.workspace import Workspace
 from tui.data.decisions import Applier, Decision, DecisionWriter
 from tui.data.workspace_view import WorkspaceReader, WorkspaceState, workspace_stamp
-from tui.screens.base import DecisionApplied, ReportsWorkerErrors, WorkspaceChanged, describe
+from tui.screens.base import DecisionApplied, WorkspaceChanged
 from tui.screens.home import HomeScreen
 from tui.widgets.dialogs import HelpScreen, help_text
+from tui.worker_errors import ReportsWorkerErrors, describe
 
 if TYPE_CHECKING:  # DuckDB and pyarrow load in workers, after the first paint
     from store.catalog import Catalog
@@ -190,7 +191,8 @@ class ThresherApp(ReportsWorkerErrors, App):
 
     def on_workspace_changed(self, message: WorkspaceChanged) -> None:
         self.state = message.state
-        self.screen.post_message(WorkspaceChanged(message.state))
+        if self.screen_stack:  # none while the app shuts down
+            self.screen.post_message(WorkspaceChanged(message.state))
 
     def decide(self, view: RunView, rids, action: str, scope: str) -> None:
         """keep / drop / clear rows of a run (or a function returning them): applied in memory

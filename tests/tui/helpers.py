@@ -10,11 +10,24 @@ import time
 from textual.worker import WorkerCancelled
 
 
-async def settle(pilot) -> None:
-    """Let short-lived workers finish and their messages be handled (never used with a following worker)."""
+def _reading(app) -> bool:
+    """A sample table on screen is still reading pages (they arrive as messages)."""
+    from tui.widgets.sample_table import SampleTable
+
+    return any(table.reading for table in app.screen.query(SampleTable))
+
+
+async def settle(pilot, timeout: float = 30.0) -> None:
+    """Let short-lived workers finish and their messages be handled, and the sample table's pages
+    arrive (never used with a following worker)."""
     app = pilot.app
-    # a decision hops applier thread -> app -> screen -> a worker -> the screen: a few rounds
-    for _ in range(5):
+    deadline = time.monotonic() + timeout
+    rounds = 0
+    # a decision hops applier thread -> app -> screen -> a worker -> the screen: a few rounds;
+    # then as many as the pages on screen (and those read ahead) take
+    while rounds < 5 or _reading(app):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not settled after {timeout}s (sample pages still loading)")
         applier = getattr(app, "applier", None)
         if applier is not None:
             applier.flush()  # decisions are applied on their own thread, in key order
@@ -22,6 +35,7 @@ async def settle(pilot) -> None:
         with contextlib.suppress(WorkerCancelled):
             await app.workers.wait_for_complete()
         await pilot.pause()
+        rounds += 1
 
 
 async def wait_for(pilot, condition, timeout: float = 10.0, what: str = "condition") -> None:

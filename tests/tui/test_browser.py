@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from tests.tui.fake_runs import make_big_run
 from tests.tui.helpers import decision_rows, open_browser, settle
-from tui.data.run_view import GroupKey
+from tui.data.run_view import GroupKey, RunView
 from tui.screens.browser import BrowserScreen
 from tui.widgets.dialogs import ConfirmScreen
 from tui.widgets.sample_table import SampleTable
@@ -153,3 +156,33 @@ async def test_a_clipper_header_says_what_decided_the_verdicts(app, runs_ws):
         screen = await open_browser(app, pilot, "clipper-1")
         header = str(screen.query_one("#run-header").render())
         assert "judged yesno 10 · undecided 4" in header
+
+
+async def test_pages_are_read_off_the_ui_thread(app, runs_ws, monkeypatch):
+    """Drawing a line used to read its page (a DuckDB query) on the UI thread, so every PgDn
+    waited for DuckDB; pages now come from workers and the rows drawn are still the right ones."""
+    make_big_run(runs_ws, "big", 1000)
+    on_ui: list[bool] = []
+    page = RunView.page
+
+    def recording(self, start: int, count: int):
+        on_ui.append(threading.current_thread() is threading.main_thread())
+        return page(self, start, count)
+
+    monkeypatch.setattr(RunView, "page", recording)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_browser(app, pilot, "big")
+        table = screen.query_one(SampleTable)
+        await pilot.press("pagedown", "pagedown", "pagedown")
+        await settle(pilot)
+        assert table.cursor > 100 and table.current.orig_id == f"s{table.cursor}"
+        # d on a row whose page is still being read is not lost: it applies when the page arrives
+        await pilot.press("end", "d")
+        await settle(pilot)
+        assert table.current.orig_id == "s999" and table.current.override == "drop"
+        await pilot.press("s")  # by confidence: pages of the new order, none of the old one
+        await settle(pilot)
+        confs = [table.row_at(i).scores[0] for i in range(table.size.height)]
+        assert confs == sorted(confs)
+        assert table.row_at(table.cursor).scores[0] == min(confs)
+    assert on_ui and not any(on_ui), f"{sum(on_ui)} of {len(on_ui)} pages read on the UI thread"

@@ -50,6 +50,7 @@ async def test_decisions_from_another_process_reach_home_and_the_browser(app, ru
         await wait_for(pilot, lambda: screen.totals and screen.totals[1] == 14, timeout=10,
                        what="the browser header to count the other process's keeps")  # fmt: skip
         latency = time.monotonic() - written
+        await settle(pilot)  # the rows on screen are read again by a worker
         table = screen.query_one(SampleTable)
         assert table.row_at(0).override == "keep" and table.row_at(1).effective
         assert "kept 14 · overrides 2" in str(screen.query_one("#run-header").render())

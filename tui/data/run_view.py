@@ -163,6 +163,11 @@ class RunView:
             self._early = self._latest_decisions()
 
     @property
+    def generation(self) -> int:
+        """Bumped by every set_query: a page read under another generation is of another ordering."""
+        return self._generation
+
+    @property
     def _res(self) -> list[str]:
         return [str(p) for p in self.files]
 

@@ -17,9 +17,10 @@ from textual.widgets import Label, Static
 
 from tui.data.compare import Comparison, compare
 from tui.data.run_view import RunView
-from tui.screens.base import ThresherScreen, describe
+from tui.screens.base import ThresherScreen
 from tui.screens.monitor import sparkline
 from tui.widgets.tables import KeyFooter
+from tui.worker_errors import describe
 
 
 def render_comparison(c: Comparison) -> Group:

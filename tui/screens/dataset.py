@@ -16,9 +16,10 @@ from textual.strip import Strip
 from textual.widgets import DataTable, Footer, Label, Static
 
 from tui.data.dataset_view import CLEAN, Counts, DatasetView, Filters, SampleLine
-from tui.screens.base import ThresherScreen, describe
+from tui.screens.base import ThresherScreen
 from tui.widgets.dialogs import PromptScreen
 from tui.widgets.thumbs import ThumbView, thumbnail
+from tui.worker_errors import describe
 
 PAGE = 200  # rows a page; [ and ] move between pages
 

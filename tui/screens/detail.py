@@ -15,9 +15,10 @@ from textual.widgets import Label, Static
 
 from tui.data.detail import SampleDetail, load_detail
 from tui.data.run_view import RunView, spelled
-from tui.screens.base import DecisionApplied, ThresherScreen, describe
+from tui.screens.base import DecisionApplied, ThresherScreen
 from tui.widgets.images import image_widget
 from tui.widgets.tables import KeyFooter
+from tui.worker_errors import describe
 
 
 def render_detail(d: SampleDetail) -> str:

@@ -15,8 +15,9 @@ from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
 from tui.data.run_view import RunView
-from tui.screens.base import ThresherScreen, describe
+from tui.screens.base import ThresherScreen
 from tui.widgets.tables import KeyFooter
+from tui.worker_errors import describe
 
 PATH_STYLES = ("absolute", "relative")
 

@@ -20,8 +20,9 @@ from textual.widgets import Footer, Label
 from tui.data.decisions import Decision
 from tui.data.grid import Tile, tiles
 from tui.data.run_view import RunView
-from tui.screens.base import ThresherScreen, describe
+from tui.screens.base import ThresherScreen
 from tui.widgets.thumbs import ThumbView, graphics_class, thumbnail, thumbnail_image
+from tui.worker_errors import describe
 
 THUMB_W, THUMB_H = 20, 8  # cells; a tile adds a caption line and a border
 

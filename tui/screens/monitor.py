@@ -19,8 +19,9 @@ from textual.worker import get_current_worker
 
 from store.runs import resolve_run_dir
 from tui.data.progress import ProgressFollower, RunSnapshot
-from tui.screens.base import ThresherScreen, describe
+from tui.screens.base import ThresherScreen
 from tui.widgets.tables import KeyFooter
+from tui.worker_errors import describe
 
 POLL_S = 0.5
 SPARK = "▁▂▃▄▅▆▇█"

@@ -15,8 +15,9 @@ from textual.widgets import Footer, Label, Static
 
 from tui.data.plots import PlotData, plot_data
 from tui.data.run_view import RunView
-from tui.screens.base import ThresherScreen, describe
+from tui.screens.base import ThresherScreen
 from tui.widgets import plots
+from tui.worker_errors import describe
 
 
 class PlotsScreen(ThresherScreen):

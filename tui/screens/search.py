@@ -16,8 +16,9 @@ from selection.search import SearchResult
 from tui.data.decisions import Decision
 from tui.data.run_view import RunView
 from tui.data.search import HitRow, hit_rows, searcher_for
-from tui.screens.base import ThresherScreen, describe
+from tui.screens.base import ThresherScreen
 from tui.widgets.dialogs import ConfirmScreen, PromptScreen
+from tui.worker_errors import describe
 
 
 def decision_text(row: HitRow) -> str:

@@ -16,8 +16,9 @@ from textual.widgets import Button, Checkbox, Collapsible, Input, Label, Select,
 from store.errors import ThresherError
 from tui.data.start import Field, build_config, config_fields, method_names, ray_options
 from tui.data.workspace_view import list_datasets
-from tui.screens.base import ThresherScreen, describe
+from tui.screens.base import ThresherScreen
 from tui.widgets.tables import KeyFooter
+from tui.worker_errors import describe
 
 
 def _input_id(field_name: str) -> str:

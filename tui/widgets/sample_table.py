@@ -1,10 +1,18 @@
-"""A virtual table over a RunView: draws only visible rows from an LRU cache of keyset pages (toolong's LogLines shape)."""
+"""A virtual table over a RunView: draws only visible rows from an LRU cache of keyset pages (toolong's LogLines shape).
+
+Pages are read by thread workers, never on the UI thread: a line whose page is not cached draws
+as a placeholder, a page changed by a decision keeps drawing its old rows until the new read
+arrives (stale while revalidate), and the pages either side of the screen are read ahead so
+PgUp / PgDn mostly paint from memory. A filter or sort change cancels reads of the old order.
+"""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from rich.segment import Segment
 from rich.style import Style
@@ -14,11 +22,14 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.worker import get_current_worker
 
 from tui.data.run_view import RunView, SampleRow, spelled
+from tui.worker_errors import ReportsWorkerErrors
 
 PAGE = 100
 CACHE_PAGES = 64
+AHEAD = 1  # pages read ahead on either side of the screen
 ID_WIDTH = (6, 16)  # the id column fits the run's longest source id within these bounds
 
 
@@ -40,7 +51,7 @@ def decision_marks(row: SampleRow) -> tuple[str, str, str]:
     )
 
 
-class SampleTable(ScrollView, can_focus=True):
+class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
     """Every sample of the current filter/sort; only the rows on screen are ever materialised."""
 
     HELP = (
@@ -72,6 +83,8 @@ class SampleTable(ScrollView, can_focus=True):
         Binding("enter", "open", "Detail", id="table.open", tooltip="Open the sample detail"),
     ]
 
+    WORK_LABELS = {"sample-page": "reading samples"}
+
     cursor: reactive[int] = reactive(0, repaint=False)
 
     @dataclass
@@ -87,53 +100,150 @@ class SampleTable(ScrollView, can_focus=True):
         table: SampleTable
         rid: int
 
+    @dataclass
+    class PageRead(Message, bubble=False):
+        """A worker read page `number` of the order the table showed at `generation`."""
+
+        number: int
+        generation: int
+        rows: list[SampleRow]
+
     def __init__(self, view: RunView, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.view = view
         self.marked: set[int] = set()
+        # LRU of pages; a page not in `_fresh` is drawn (stale) but read again
         self._pages: OrderedDict[int, list[SampleRow]] = OrderedDict()
-        self.last_render = 0.0  # perf_counter of the last drawn line (the benchmark reads it)
+        self._fresh: set[int] = set()
+        self.reading: set[int] = set()  # pages being read for the current generation
+        self._failed: set[int] = set()  # not retried until the next change (the error was shown)
+        self._generation = 0  # bumped by every reset / invalidate: older reads are dropped
+        self._view_generation = view.generation  # the RunView ordering these pages are of
+        self._deferred: tuple[int, Callable[[SampleRow], None]] | None = None
+        # screen line -> perf_counter when it last showed a sample (not a placeholder): the benchmark
+        self.drawn_at: dict[int, float] = {}
         self.pages_fetched = 0
         self._columns_cache: tuple[tuple[int, int, int], list[tuple[str, int]]] | None = None
-        self.reset()
+        self.virtual_size = Size(80, view.n_rows)
 
     # ---------------------------------------------------------------- data
 
     def reset(self, keep_cursor: bool = False) -> None:
         """The ordering changed (filter, sort): forget cached pages, resize the virtual space."""
-        self._pages.clear()
+        self._forget(stale=False)
+        self._view_generation = self.view.generation
         self.virtual_size = Size(self.size.width or 80, self.view.n_rows)
         if not keep_cursor:
             self.cursor = 0
             self.scroll_to(y=0, animate=False, force=True)
         else:
             self.cursor = min(self.cursor, max(self.view.n_rows - 1, 0))
+        self.want_visible(top=None if keep_cursor else 0)
         self.refresh()
 
     def invalidate(self) -> None:
-        """Rows changed in place (a decision): redraw from fresh pages, keep the position."""
-        self._pages.clear()
-        self.refresh()
+        """Rows changed in place (a decision): keep drawing them, read them again, keep the position."""
+        self._forget(stale=True)
+        self.want_visible()
+
+    def _forget(self, stale: bool) -> None:
+        self._generation += 1
+        self._fresh.clear()
+        self.reading.clear()
+        self._failed.clear()
+        if not stale:
+            self._pages.clear()
+            self._deferred = None
+        if self.is_mounted:
+            self.workers.cancel_node(self)  # reads of an older generation are dropped anyway
+
+    def want_visible(self, top: int | None = None) -> None:
+        """Read the pages on screen unless cached and fresh; once they are, those either side."""
+        top = self.scroll_offset.y if top is None else top
+        first = top // PAGE
+        last = (top + max(self.size.height, 1) - 1) // PAGE
+        for number in range(first, last + 1):
+            self._want(number)
+        if all(n in self._fresh for n in range(first, last + 1)):  # the screen reads first
+            for step in range(1, AHEAD + 1):
+                self._want(last + step)
+                self._want(first - step)
+
+    def _want(self, number: int) -> None:
+        if number < 0 or number * PAGE >= self.view.n_rows:
+            return
+        if number in self._fresh or number in self.reading or number in self._failed:
+            return
+        self.reading.add(number)
+        self.run_worker(
+            partial(self._read, number, self._generation, self._view_generation),
+            thread=True,
+            group="sample-page",
+            exit_on_error=False,
+        )
+
+    def _read(self, number: int, generation: int, view_generation: int) -> None:
+        """Worker thread: one keyset page, dropped when the order changed meanwhile."""
+        if get_current_worker().is_cancelled or generation != self._generation:
+            return
+        if self.view.generation != view_generation:
+            return  # the view already has the next order; the table's reset follows
+        rows = self.view.page(number * PAGE, PAGE)
+        if self.view.generation != view_generation:
+            return
+        self.post_message(self.PageRead(number, generation, rows))
+
+    def on_sample_table_page_read(self, message: PageRead) -> None:
+        if message.generation != self._generation:
+            return
+        number = message.number
+        self.reading.discard(number)
+        self._fresh.add(number)
+        self.pages_fetched += 1
+        self._pages[number] = message.rows
+        self._pages.move_to_end(number)
+        while len(self._pages) > CACHE_PAGES:
+            old, _ = self._pages.popitem(last=False)
+            self._fresh.discard(old)
+        self.refresh_lines(number * PAGE, PAGE)
+        # the pages either side once the screen's are drawn (reading them sooner delays that)
+        self.call_after_refresh(self.want_visible)
+        if self._deferred is not None and self._deferred[0] // PAGE == number:
+            index, act = self._deferred
+            self._deferred = None
+            row = self.row_at(index)
+            if row is not None and index == self.cursor:
+                act(row)
+
+    def worker_failed(self, group: str, error: BaseException | None) -> None:
+        """The page stays a placeholder (the app notified the error); the next change retries."""
+        self._failed |= self.reading
+        self.reading.clear()
 
     def row_at(self, index: int) -> SampleRow | None:
+        """The cached row at this position (maybe stale), None while its page is being read."""
         if index < 0 or index >= self.view.n_rows:
             return None
         page_no = index // PAGE
         page = self._pages.get(page_no)
         if page is None:
-            page = self.view.page(page_no * PAGE, PAGE)
-            self.pages_fetched += 1
-            self._pages[page_no] = page
-            while len(self._pages) > CACHE_PAGES:
-                self._pages.popitem(last=False)
-        else:
-            self._pages.move_to_end(page_no)
+            return None
+        self._pages.move_to_end(page_no)
         offset = index - page_no * PAGE
         return page[offset] if offset < len(page) else None
 
     @property
     def current(self) -> SampleRow | None:
         return self.row_at(self.cursor)
+
+    def with_current(self, act: Callable[[SampleRow], None]) -> None:
+        """Act on the cursor's row now, or as soon as its page arrives (a key is never lost)."""
+        row = self.current
+        if row is not None:
+            act(row)
+        elif 0 <= self.cursor < self.view.n_rows:
+            self._deferred = (self.cursor, act)
+            self._want(self.cursor // PAGE)
 
     # ---------------------------------------------------------------- drawing
 
@@ -173,10 +283,18 @@ class SampleTable(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         index = self.scroll_offset.y + y
-        row = self.row_at(index)
-        self.last_render = time.perf_counter()
-        if row is None:
+        if index >= self.view.n_rows:
             return Strip.blank(width, self.rich_style)
+        page_no = index // PAGE
+        if page_no not in self._fresh:
+            self.want_visible()
+        row = self.row_at(index)
+        if row is None:  # its page is being read: a placeholder, the cursor still visible
+            style = self.rich_style
+            if index == self.cursor:
+                style += self.get_component_rich_style("sample-table--cursor")
+            return Strip([Segment("  …", style + Style(dim=True))]).adjust_cell_length(width, style)
+        self.drawn_at[y] = time.perf_counter()
         cells = []
         marks = decision_marks(row)
         n_scores = self.visible_scores(width)
@@ -219,6 +337,14 @@ class SampleTable(ScrollView, can_focus=True):
 
         text: str
 
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self.want_visible()  # read ahead of the scroll, not when a placeholder shows
+
+    def on_mount(self) -> None:
+        super().on_mount()  # ScrollView's: the scrollbars
+        self.want_visible()
+
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, self.view.n_rows)
         self.post_header()
@@ -256,25 +382,20 @@ class SampleTable(ScrollView, can_focus=True):
         self.move_to(self.view.n_rows - 1)
 
     def action_mark(self) -> None:
-        row = self.current
-        if row is None:
-            return
-        self.marked.symmetric_difference_update({row.rid})
-        self.move_to(self.cursor + 1)
-        self.refresh()
+        def mark(row: SampleRow) -> None:
+            self.marked.symmetric_difference_update({row.rid})
+            self.move_to(self.cursor + 1)
+            self.refresh()
+
+        self.with_current(mark)
 
     def action_decide(self, action: str) -> None:
         if self.marked:
             rids = sorted(self.marked)
             self.marked.clear()
+            self.post_message(self.Decide(self, rids, action))
         else:
-            row = self.current
-            if row is None:
-                return
-            rids = [row.rid]
-        self.post_message(self.Decide(self, rids, action))
+            self.with_current(lambda row: self.post_message(self.Decide(self, [row.rid], action)))
 
     def action_open(self) -> None:
-        row = self.current
-        if row is not None:
-            self.post_message(self.Open(self, row.rid))
+        self.with_current(lambda row: self.post_message(self.Open(self, row.rid)))
