@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
 
 from textual.worker import WorkerCancelled
@@ -81,3 +82,16 @@ def widget_text(widget) -> str:
         console = Console(width=max(widget.size.width, 40), record=True, file=sink)
         console.print(content)
         return console.export_text()
+
+
+def calls_on_ui_thread(monkeypatch, cls, name: str) -> list[bool]:
+    """Wrap `cls.name` to record, per call, whether it ran on the UI (main) thread."""
+    on_ui: list[bool] = []
+    original = getattr(cls, name)
+
+    def recording(self, *args, **kwargs):
+        on_ui.append(threading.current_thread() is threading.main_thread())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, name, recording)
+    return on_ui

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from tests.tui.fake_runs import make_big_run
-from tests.tui.helpers import decision_rows, open_browser, settle
+from tests.tui.helpers import calls_on_ui_thread, decision_rows, open_browser, settle
 from tui.data.run_view import GroupKey, RunView
 from tui.screens.browser import BrowserScreen
 from tui.widgets.dialogs import ConfirmScreen
@@ -162,14 +160,7 @@ async def test_pages_are_read_off_the_ui_thread(app, runs_ws, monkeypatch):
     """Drawing a line used to read its page (a DuckDB query) on the UI thread, so every PgDn
     waited for DuckDB; pages now come from workers and the rows drawn are still the right ones."""
     make_big_run(runs_ws, "big", 1000)
-    on_ui: list[bool] = []
-    page = RunView.page
-
-    def recording(self, start: int, count: int):
-        on_ui.append(threading.current_thread() is threading.main_thread())
-        return page(self, start, count)
-
-    monkeypatch.setattr(RunView, "page", recording)
+    on_ui = calls_on_ui_thread(monkeypatch, RunView, "page")
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_browser(app, pilot, "big")
         table = screen.query_one(SampleTable)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.tui.helpers import decision_rows, settle, wait_for, widget_text
+from tests.tui.helpers import calls_on_ui_thread, decision_rows, settle, wait_for, widget_text
+from tui.data.run_view import RunView
 from tui.screens.dataset import DatasetScreen
 from tui.screens.grid import GridScreen, TileView
 from tui.screens.search import SearchScreen
@@ -22,8 +23,9 @@ def _nearest(runs_ws, row: int, k: int) -> list[int]:
     return [int(i) for i in np.argsort(-sims)[:k]]
 
 
-async def test_more_like_this_then_bulk_keep_and_drop(app, runs_ws):
+async def test_more_like_this_then_bulk_keep_and_drop(app, runs_ws, monkeypatch):
     sid0 = (1 << 32) + 0
+    applied_on_ui = calls_on_ui_thread(monkeypatch, RunView, "apply")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         app.open_search("ofa-1", like=sid0)
@@ -35,6 +37,7 @@ async def test_more_like_this_then_bulk_keep_and_drop(app, runs_ws):
         assert 0 not in rows and len(rows) == 50  # top 50 of the 59 other samples, best first
         assert rows[:5] == _nearest(runs_ws, 0, 5)
         await pilot.press("space", "space", "d")  # mark the two best, drop them
+        await settle(pilot)
         app.writer.flush()
         logged = decision_rows(app.catalog, "ofa-1")
         assert {r[0] for r in logged} == {(1 << 32) + r for r in rows[:2]}
@@ -59,6 +62,7 @@ async def test_more_like_this_then_bulk_keep_and_drop(app, runs_ws):
         await pilot.press("m")
         await wait_for(pilot, lambda: screen.result.query != f"like:{sid0}", what="second search")
         assert screen.result.query == f"like:{(1 << 32) + rows[2]}"  # the cursor's row
+    assert applied_on_ui == [False, False]  # the applier's thread, not the UI's
 
 
 async def test_text_search_on_a_run_without_an_encoder_says_why(app):
@@ -74,8 +78,9 @@ async def test_text_search_on_a_run_without_an_encoder_says_why(app):
         assert "search failed" in status and "records no CLIP encoder" in status
 
 
-async def test_grid_pages_thumbnails_and_decides(app):
+async def test_grid_pages_thumbnails_and_decides(app, monkeypatch):
     app.image_mode = "halfcell"
+    applied_on_ui = calls_on_ui_thread(monkeypatch, RunView, "apply")
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         view = app.view("ofa-1")
@@ -92,10 +97,12 @@ async def test_grid_pages_thumbnails_and_decides(app):
         assert "▀" in first and "s0" in first  # a real thumbnail of a real PNG, its id
         assert screen.paint_ms is not None
         await pilot.press("right", "k")
+        await settle(pilot)
         app.writer.flush()
         assert decision_rows(app.catalog, "ofa-1") == [((1 << 32) + 1, "keep", "sample")]
         assert screen.tiles[1].decision == "KEEP"
         await pilot.press("space", "space", "d")  # mark rows 1 and 2, drop both at once
+        await settle(pilot)
         app.writer.flush()
         base = 1 << 32
         assert decision_rows(app.catalog, "ofa-1")[1:] == [
@@ -108,6 +115,7 @@ async def test_grid_pages_thumbnails_and_decides(app):
         assert screen.tiles[0].rid == per
         # tiles of samples whose image is missing say so instead of failing
         assert any("missing" in c.plain() for c in screen.query(TileView))
+    assert applied_on_ui == [False, False]  # the applier's thread, not the UI's
 
 
 async def test_dataset_view_filters_counts_and_tags(app):

@@ -12,7 +12,8 @@ is the DecisionWriter's job), so the catalog lock is never held while browsing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,15 @@ class RunView:
         else:
             self._early = self._latest_decisions()
 
+    @contextmanager
+    def _registered(self, name: str, table: pa.Table) -> Iterator[None]:
+        """`table` is visible to this view's SQL as `name` meanwhile (the caller holds the lock)."""
+        self._con.register(name, table)
+        try:
+            yield
+        finally:
+            self._con.unregister(name)
+
     @property
     def generation(self) -> int:
         """Bumped by every set_query: a page read under another generation is of another ordering."""
@@ -249,8 +259,7 @@ class RunView:
 
     def _replace_overrides(self, latest: pa.Table) -> None:
         """Called with the lock held."""
-        self._con.register("_latest", latest)
-        try:
+        with self._registered("_latest", latest):
             rows(self._con, "DELETE FROM ovr")
             rows(
                 self._con,
@@ -259,8 +268,6 @@ class RunView:
             )
             seq = one(self._con, "SELECT max(seq) FROM _latest")[0]
             self.last_seq = int(seq or 0)
-        finally:
-            self._con.unregister("_latest")
 
     # ---------------------------------------------------------------- ordering and paging
 
@@ -407,15 +414,12 @@ class RunView:
                 picked = self._order[start : start + count]
                 page = pa.table({"rn": pa.array(range(start, start + len(picked)), pa.int64()),
                                  "rid": pa.array(picked, pa.int64())})  # fmt: skip
-                self._con.register("_page", page)
-                try:
+                with self._registered("_page", page):
                     found = rows(
                         self._con,
                         f"{select} FROM _page p JOIN base b USING (rid) "
                         "LEFT JOIN ovr o USING (rid) ORDER BY p.rn",
                     )
-                finally:
-                    self._con.unregister("_page")
                 return [
                     SampleRow(
                         r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], bool(r[7]), tuple(r[8:])
@@ -495,14 +499,10 @@ class RunView:
         """Source ids of these samples (probe lists and neighbours name samples the user's way)."""
         self.ensure_loaded()
         table = pa.table({"sample_id": pa.array(sample_ids, pa.int64())})
-        with self._lock:
-            self._con.register("_wanted", table)
-            try:
-                found = rows(
-                    self._con, "SELECT sample_id, orig_id FROM base JOIN _wanted USING (sample_id)"
-                )
-            finally:
-                self._con.unregister("_wanted")
+        with self._lock, self._registered("_wanted", table):
+            found = rows(
+                self._con, "SELECT sample_id, orig_id FROM base JOIN _wanted USING (sample_id)"
+            )
         return {int(a): str(b) for a, b in found}
 
     def resolve_id(self, text: str) -> int | None:
@@ -587,8 +587,7 @@ class RunView:
         self.ensure_loaded()
         table = pa.table({"rid": pa.array(sorted(set(rids)), pa.int64())})
         with self._lock:
-            self._con.register("_picked", table)
-            try:
+            with self._registered("_picked", table):
                 ids = rows(
                     self._con,
                     "SELECT b.sample_id FROM base b JOIN _picked p USING (rid) ORDER BY b.rid",
@@ -600,10 +599,20 @@ class RunView:
                         "INSERT INTO ovr SELECT b.rid, b.sample_id, ? FROM base b JOIN _picked p USING (rid)",
                         [action],
                     )
-            finally:
-                self._con.unregister("_picked")
             self.edits += 1
         return [r[0] for r in ids]
+
+    def decisions(self, rids: list[int]) -> dict[int, tuple[bool, str | None]]:
+        """(the algorithm's choice, your override) of these rows, in one query."""
+        self.ensure_loaded()
+        table = pa.table({"rid": pa.array(sorted(set(rids)), pa.int64())})
+        with self._lock, self._registered("_shown", table):
+            found = rows(
+                self._con,
+                "SELECT b.rid, b.algo, o.action FROM base b JOIN _shown USING (rid) "
+                "LEFT JOIN ovr o USING (rid)",
+            )
+        return {int(rid): (bool(algo), action) for rid, algo, action in found}
 
     def row(self, rid: int) -> dict[str, Any]:
         """Every column of one row of `base` (scores, groups, selections) plus the override."""

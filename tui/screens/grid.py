@@ -8,7 +8,7 @@ how long the last page took from the key to the paint.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from textual import work
 from textual.app import ComposeResult
@@ -17,10 +17,9 @@ from textual.containers import Grid, Vertical
 from textual.message import Message
 from textual.widgets import Footer, Label
 
-from tui.data.decisions import Decision
 from tui.data.grid import Tile, tiles
 from tui.data.run_view import RunView
-from tui.screens.base import ThresherScreen
+from tui.screens.base import DecidingScreen
 from tui.widgets.thumbs import ThumbView, graphics_class, thumbnail, thumbnail_image
 from tui.worker_errors import describe
 
@@ -49,7 +48,7 @@ class GraphicTile(Vertical):
         label.set_class(bold, "-override")
 
 
-class GridScreen(ThresherScreen):
+class GridScreen(DecidingScreen):
     CSS_PATH = "views.tcss"
     HELP = (
         "## Thumbnail grid\n\nA page of thumbnails of the samples you came from (a group, a "
@@ -71,7 +70,7 @@ class GridScreen(ThresherScreen):
         Binding("u", "decide('clear')", "Clear", id="grid.clear"),
         Binding("enter", "open", "Detail", id="grid.open"),
     ]
-    WORK_LABELS = {"grid": "thumbnails"}
+    WORK_LABELS = DecidingScreen.WORK_LABELS | {"grid": "thumbnails"}
 
     @dataclass
     class PageReady(Message):
@@ -207,19 +206,20 @@ class GridScreen(ThresherScreen):
     def action_decide(self, action: str) -> None:
         """Decide the marked samples (any page), else the focused one."""
         tile = self.current
-        rids = sorted(self.marked) if self.marked else ([tile.rid] if tile else [])
-        if not rids:
-            return
-        ids = self.view.apply(rids, action)
-        scope = "sample" if len(ids) == 1 else "list"
-        self.app.writer.submit(Decision(self.view.run_id, tuple(ids), action, scope))
+        self.decide_rows(
+            sorted(self.marked) if self.marked else ([tile.rid] if tile else []), action
+        )
         self.marked = set()
-        for i, t in enumerate(self.tiles):
-            if t.rid in rids:
-                row = self.view.row(t.rid)
-                self.tiles[i] = Tile(
-                    t.rid, t.sample_id, t.orig_id, t.image, row.get("algo"), row.get("override")
-                )
+        self.paint()
+
+    def shown_rids(self) -> list[int]:
+        return [t.rid for t in self.tiles]
+
+    def show_decisions(self, found: dict[int, tuple[bool, str | None]]) -> None:
+        self.tiles = [
+            replace(t, algo=found[t.rid][0], override=found[t.rid][1]) if t.rid in found else t
+            for t in self.tiles
+        ]
         self.paint()
 
     def action_open(self) -> None:

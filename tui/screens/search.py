@@ -13,10 +13,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Label
 
 from selection.search import SearchResult
-from tui.data.decisions import Decision
 from tui.data.run_view import RunView
 from tui.data.search import HitRow, hit_rows, searcher_for
-from tui.screens.base import ThresherScreen
+from tui.screens.base import DecidingScreen
 from tui.widgets.dialogs import ConfirmScreen, PromptScreen
 from tui.worker_errors import describe
 
@@ -27,7 +26,7 @@ def decision_text(row: HitRow) -> str:
     return "keep" if row.algo else "drop"
 
 
-class SearchScreen(ThresherScreen):
+class SearchScreen(DecidingScreen):
     CSS_PATH = "views.tcss"
     HELP = (
         "## Search\n\nType a text and press **enter**: the run's own CLIP encoder turns it into a "
@@ -50,7 +49,7 @@ class SearchScreen(ThresherScreen):
         Binding("G", "grid", "Grid", id="search.grid"),
         Binding("slash", "focus_input", "Search", show=False, id="search.focus"),
     ]
-    WORK_LABELS = {"search": "search"}
+    WORK_LABELS = DecidingScreen.WORK_LABELS | {"search": "search"}
 
     @dataclass
     class Done(Message):
@@ -167,17 +166,20 @@ class SearchScreen(ThresherScreen):
         self.query_one(DataTable).action_cursor_down()
 
     def apply(self, rids: list[int], action: str) -> None:
-        if not rids:
-            return
-        ids = self.view.apply(rids, action)
-        scope = "sample" if len(ids) == 1 else "list"
-        self.app.writer.submit(Decision(self.view.run_id, tuple(ids), action, scope))
-        changed = set(rids)  # re-read only these rows' decisions (one query each)
-        fresh = iter(hit_rows(self.view, [r.hit for r in self.rows if r.hit.row in changed]))
-        self.rows = [
-            replace(next(fresh), tags=r.tags) if r.hit.row in changed else r for r in self.rows
-        ]
+        self.decide_rows(rids, action)
         self.marked = set()
+        self.redraw()
+
+    def shown_rids(self) -> list[int]:
+        return [r.hit.row for r in self.rows]
+
+    def show_decisions(self, found: dict[int, tuple[bool, str | None]]) -> None:
+        self.rows = [
+            replace(r, algo=found[r.hit.row][0], override=found[r.hit.row][1])
+            if r.hit.row in found
+            else r
+            for r in self.rows
+        ]
         self.redraw()
 
     def action_decide(self, action: str) -> None:
