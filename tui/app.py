@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
@@ -38,6 +38,20 @@ class DecisionSaved(Message):
 
     decision: Decision
     error: BaseException | None
+
+
+def escape_then_key(event: events.Event) -> tuple[events.Key, events.Key] | None:
+    """Esc followed quickly by a letter or digit reaches the app as one Meta key ("\x1bd" is alt+d):
+    tmux waits `escape-time` (500 ms by default) for that, Textual `ESCDELAY` (100 ms). The
+    app binds no alt+letter, so such a key is read as the two keys the user pressed."""
+    if not isinstance(event, events.Key) or not event.key.startswith("alt+"):
+        return None
+    rest = event.key.removeprefix("alt+")
+    if rest.startswith("shift+") and len(rest) == len("shift+") + 1:
+        rest = rest[-1].upper()
+    if len(rest) != 1:
+        return None
+    return events.Key("escape", "\x1b"), events.Key(rest, rest)
 
 
 class ThresherCommands(Provider):
@@ -146,6 +160,22 @@ class ThresherApp(ReportsWorkerErrors, App):
             self.open_browser(self.open_run)
         self.poll_workspace()
         self.set_interval(POLL_S, self._poll)
+
+    async def on_event(self, event: events.Event) -> None:
+        keys = escape_then_key(event)
+        if keys is not None and isinstance(event, events.Key):
+            bindings = self.screen.active_bindings
+            if event.key not in bindings:
+                escape, key = keys
+                bound = bindings.get("escape")
+                if bound is not None and bound.enabled:
+                    # now, so the key goes where Esc leaves the focus (a prompt it closed is gone)
+                    await self.run_action(bound.binding.action, bound.node)
+                else:
+                    await super().on_event(escape)
+                self.post_message(key)
+                return
+        await super().on_event(event)
 
     def _poll(self) -> None:
         self.poll_workspace(counts=isinstance(self.screen, HomeScreen))

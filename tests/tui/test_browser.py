@@ -177,3 +177,28 @@ async def test_pages_are_read_off_the_ui_thread(app, runs_ws, monkeypatch):
         assert confs == sorted(confs)
         assert table.row_at(table.cursor).scores[0] == min(confs)
     assert on_ui and not any(on_ui), f"{sum(on_ui)} of {len(on_ui)} pages read on the UI thread"
+
+
+@pytest.mark.parametrize(
+    ("filter_keys", "then"),
+    [
+        (["slash", *"object 1", "enter"], ["escape", "d"]),  # filter, Esc clears it, d
+        (["slash", *"object 1"], ["escape", "d"]),  # Esc cancels the prompt, d
+        # tmux (escape-time, 500 ms by default) and terminals send Esc followed quickly by d as
+        # one Meta-d ("\x1bd"): the filter stayed and d did nothing (issue 16's focus report)
+        (["slash", *"object 1", "enter"], ["alt+d"]),
+        (["slash", *"object 1"], ["alt+d"]),
+    ],
+    ids=["filter-enter-esc-d", "filter-esc-d", "filter-enter-meta-d", "filter-meta-d"],
+)
+async def test_escape_then_d_after_a_filter_drops_a_sample(app, catalog, filter_keys, then):
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_browser(app, pilot)
+        await pilot.press(*filter_keys)
+        await settle(pilot)
+        await pilot.press(*then)
+        await settle(pilot)
+        assert app.screen is screen and app.focused is screen.query_one(SampleTable)
+        assert screen.query_state.text == "" and screen.view.n_rows == 60
+        app.writer.flush()
+        assert [r[1:] for r in decision_rows(catalog, "ofa-1")] == [("drop", "sample")]
