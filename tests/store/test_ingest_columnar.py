@@ -48,6 +48,7 @@ def _rows() -> list[dict]:
         _row(4, {"bytes": BLUE, "path": None}, None),  # no conversation field
         _row(5, {"bytes": None, "path": ""}, [("human", ""), ("assistant", "  ")]),
         {**_row(6, {"bytes": RED, "path": None}, TRICKY[:2]), "id": "", "data_source": None},
+        _row(7, {"bytes": None, "path": "file://"}, [("human", "<image>\nA bare scheme.")]),
     ]
 
 
