@@ -140,7 +140,7 @@ def _images(col: pa.Array | None, n: int) -> tuple[np.ndarray, list[str | None],
     if pc.any(pc.starts_with(path, "data:")).as_py():
         raise Unusual  # a data URL: decoded row by row
     embedded = data.is_valid().to_numpy(zero_copy_only=False)
-    # Empty means no image as written: a bare "file://" is an (empty) path, as the row reader has it.
+    # "" is no image; a bare "file://" is an (empty) path, as the row reader has it.
     named = ~embedded & pc.fill_null(pc.not_equal(path, ""), False).to_numpy(zero_copy_only=False)
     path = pc.if_else(pc.starts_with(path, "file://"), pc.utf8_slice_codeunits(path, 7), path)
     keep = embedded | named
