@@ -114,9 +114,8 @@ class Source:
 def _stage_view(con, staged: object) -> None:
     """`_staged`: the finished rows, an Arrow table in memory or a staged Parquet file."""
     if isinstance(staged, Path):
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW _staged AS SELECT * FROM read_parquet({literal(str(staged))})"
-        )
+        source = f"read_parquet({literal(str(staged))})"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _staged AS SELECT * FROM {source}")
     else:
         con.register("_staged", staged)
 
