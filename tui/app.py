@@ -54,6 +54,18 @@ def escape_then_key(event: events.Event) -> tuple[events.Key, events.Key] | None
     return events.Key("escape", "\x1b"), events.Key(rest, rest)
 
 
+# what the palette offers for each run with a selection: (verb, opener, what it shows)
+RUN_COMMANDS: tuple[tuple[str, Callable[[ThresherApp, str], None], str], ...] = (
+    ("browse", lambda app, run_id: app.open_browser(run_id), "Groups and samples"),
+    ("export", lambda app, run_id: app.open_export(run_id), "Write a manifest"),
+    (
+        "plots",
+        lambda app, run_id: app.open_plots([run_id]),
+        "Confidence, cluster sizes, PCA map; subsets, c(p), perplexity",
+    ),
+)
+
+
 class ThresherCommands(Provider):
     """Palette entries spoken as "category: action" (posting's convention)."""
 
@@ -74,21 +86,8 @@ class ThresherCommands(Provider):
             )
         for run in state.runs:
             if run.has_result:
-                yield (
-                    f"browse: {run.run_id}",
-                    partial(app.open_browser, run.run_id),
-                    "Groups and samples",
-                )
-                yield (
-                    f"export: {run.run_id}",
-                    partial(app.open_export, run.run_id),
-                    "Write a manifest",
-                )
-                yield (
-                    f"plots: {run.run_id}",
-                    partial(app.open_plots, [run.run_id]),
-                    "Confidence, cluster sizes, PCA map; subsets, c(p), perplexity",
-                )
+                for verb, opens, help in RUN_COMMANDS:
+                    yield f"{verb}: {run.run_id}", partial(opens, app, run.run_id), help
                 if (app.workspace.run_dir(run.run_id) / "embeddings").is_dir():
                     yield (
                         f"search: {run.run_id}",

@@ -7,8 +7,11 @@ import contextlib
 import os
 import threading
 import time
+from typing import TypeVar
 
 from textual.worker import WorkerCancelled
+
+S = TypeVar("S")
 
 
 def _reading(app) -> bool:
@@ -50,15 +53,21 @@ async def wait_for(pilot, condition, timeout: float = 10.0, what: str = "conditi
     await pilot.pause()  # let the change that satisfied the condition be laid out and drawn
 
 
+async def opened(pilot, open_it, kind: type[S]) -> S:
+    """Home settled, then `open_it()` (an `app.open_*` call) settled: the screen it pushed."""
+    await settle(pilot)
+    open_it()
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, kind), screen
+    return screen
+
+
 async def open_browser(app, pilot, run_id: str = "ofa-1"):
     """Home -> the run's browser, its first load done; returns the browser screen."""
     from tui.screens.browser import BrowserScreen
 
-    await settle(pilot)
-    app.open_browser(run_id)
-    await settle(pilot)
-    assert isinstance(app.screen, BrowserScreen)
-    return app.screen
+    return await opened(pilot, lambda: app.open_browser(run_id), BrowserScreen)
 
 
 def decision_rows(catalog, run_id: str) -> list[tuple]:

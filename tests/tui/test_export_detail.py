@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui.helpers import settle, wait_for, widget_text
+from tests.tui.helpers import open_browser, settle, wait_for, widget_text
 from tui.screens.detail import DetailScreen
 from tui.screens.export import ExportScreen
 from tui.widgets.sample_table import SampleTable
@@ -18,9 +18,7 @@ BASE = 1 << 32
 
 async def test_export_from_the_tui_writes_the_file_with_overrides(app, runs_ws):
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.open_browser("ofa-1")
-        await settle(pilot)
+        await open_browser(app, pilot)
         # keep the first four samples (the only ones with images besides 4..7); rows 0-3
         await pilot.press("space", "space", "space", "space", "k")
         await settle(pilot)
@@ -46,9 +44,7 @@ async def test_export_from_the_tui_writes_the_file_with_overrides(app, runs_ws):
 
 async def test_detail_shows_conversation_scores_and_probe_history(app):
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.open_browser("clipper-1")
-        await settle(pilot)
+        await open_browser(app, pilot, "clipper-1")
         await pilot.press("enter")
         await settle(pilot)
         screen = app.screen
@@ -73,9 +69,7 @@ async def test_detail_shows_conversation_scores_and_probe_history(app):
 
 async def test_detail_of_an_ofa_sample_lists_cluster_neighbours(app):
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.open_browser("ofa-1")
-        await settle(pilot)
+        await open_browser(app, pilot)
         await pilot.press("down", "enter")
         await settle(pilot)
         screen = app.screen

@@ -14,7 +14,7 @@ import pytest
 from store.catalog import Catalog
 from store.workspace import Workspace
 from tests.tui.fake_runs import add_dataset, make_clipper_run, make_ofa_run
-from tests.tui.helpers import settle, wait_for
+from tests.tui.helpers import open_browser, settle, wait_for
 
 SIZES = [(80, 24), (160, 48)]
 FIXED_ROOT = Path("/tmp/thresher-snapshot-ws")
@@ -42,9 +42,7 @@ def test_home(snap_compare, snap_app, size):
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_browser(snap_compare, snap_app, size):
     async def run_before(pilot):
-        await settle(pilot)
-        pilot.app.open_browser("ofa-1")
-        await settle(pilot)
+        await open_browser(pilot.app, pilot, "ofa-1")
         await pilot.press("down", "space", "k")  # a marked-then-kept row shows the override column
         pilot.app.writer.flush()  # the header says "saved" only once the log has it
         await settle(pilot)
@@ -55,9 +53,7 @@ def test_browser(snap_compare, snap_app, size):
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_sample_detail(snap_compare, snap_app, size):
     async def run_before(pilot):
-        await settle(pilot)
-        pilot.app.open_browser("clipper-1")
-        await settle(pilot)
+        await open_browser(pilot.app, pilot, "clipper-1")
         await pilot.press("enter")
         await settle(pilot)
         # the image sizes itself from its laid-out width: wait until it has been drawn at that size

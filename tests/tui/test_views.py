@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.tui.helpers import calls_on_ui_thread, decision_rows, settle, wait_for, widget_text
+from tests.tui.helpers import (
+    calls_on_ui_thread,
+    decision_rows,
+    open_browser,
+    opened,
+    settle,
+    wait_for,
+    widget_text,
+)
 from tui.data.run_view import RunView
 from tui.screens.dataset import DatasetScreen
 from tui.screens.grid import GridScreen, TileView
@@ -27,11 +35,7 @@ async def test_more_like_this_then_bulk_keep_and_drop(app, runs_ws, monkeypatch)
     sid0 = (1 << 32) + 0
     applied_on_ui = calls_on_ui_thread(monkeypatch, RunView, "apply")
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.open_search("ofa-1", like=sid0)
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, SearchScreen)
+        screen = await opened(pilot, lambda: app.open_search("ofa-1", like=sid0), SearchScreen)
         await wait_for(pilot, lambda: screen.result is not None, what="search result")
         rows = [r.hit.row for r in screen.rows]
         assert 0 not in rows and len(rows) == 50  # top 50 of the 59 other samples, best first
@@ -67,10 +71,7 @@ async def test_more_like_this_then_bulk_keep_and_drop(app, runs_ws, monkeypatch)
 
 async def test_text_search_on_a_run_without_an_encoder_says_why(app):
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.open_search("ofa-1")
-        await settle(pilot)
-        screen = app.screen
+        screen = await opened(pilot, lambda: app.open_search("ofa-1"), SearchScreen)
         await pilot.press(*"cats", "enter")
         status_label = screen.query_one("#search-status")
         await wait_for(pilot, lambda: "failed" in widget_text(status_label), what="the error")
@@ -120,11 +121,7 @@ async def test_grid_pages_thumbnails_and_decides(app, monkeypatch):
 
 async def test_dataset_view_filters_counts_and_tags(app):
     async with app.run_test(size=(140, 40)) as pilot:
-        await settle(pilot)
-        app.open_dataset("demo")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, DatasetScreen)
+        screen = await opened(pilot, lambda: app.open_dataset("demo"), DatasetScreen)
         await wait_for(pilot, lambda: screen.counts is not None, what="counts")
         assert screen.counts.total == 60 and screen.counts.flags == {"missing_image": 52}
         assert len(screen.lines) == 60
@@ -154,9 +151,7 @@ async def test_dataset_view_filters_counts_and_tags(app):
 
 async def test_browser_keys_open_grid_and_more_like_this(app):
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.open_browser("ofa-1")
-        await settle(pilot)
+        await open_browser(app, pilot)
         await pilot.press("G")
         await settle(pilot)
         grid = app.screen
@@ -173,11 +168,7 @@ async def test_plots_of_ofa_clipper_and_the_overlap_matrix(app):
     from tui.screens.plots import PlotsScreen
 
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.open_plots(["ofa-1"])
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, PlotsScreen)
+        screen = await opened(pilot, lambda: app.open_plots(["ofa-1"]), PlotsScreen)
         await wait_for(pilot, lambda: screen.data is not None, what="ofa plots")
         cs = screen.data.clusters
         # fake OFA run: cluster = i % 4, 15 members each, the 3 least confident kept
@@ -191,9 +182,7 @@ async def test_plots_of_ofa_clipper_and_the_overlap_matrix(app):
         assert "cluster 1: confidence" in widget_text(screen.query_one("#plots"))
         await pilot.press("escape")
 
-        app.open_plots(["clipper-1"])
-        await settle(pilot)
-        screen = app.screen
+        screen = await opened(pilot, lambda: app.open_plots(["clipper-1"]), PlotsScreen)
         await wait_for(pilot, lambda: screen.data is not None, what="clipper plots")
         d = screen.data
         assert d.subsets["subset_t1"] == {s: 12 for s in ("P", "P_not", "W_c", "W_u", "unprobed")}

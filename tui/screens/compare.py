@@ -19,6 +19,7 @@ from tui.data.compare import Comparison, compare
 from tui.data.run_view import RunView
 from tui.screens.base import ThresherScreen
 from tui.screens.monitor import sparkline
+from tui.widgets import keys
 from tui.widgets.tables import KeyFooter
 from tui.worker_errors import describe
 
@@ -72,7 +73,7 @@ class CompareScreen(ThresherScreen):
         "and fine-tune accuracies once evaluations exist."
     )
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="compare.back"),
+        keys.back("compare"),
         Binding("p", "plots", "Plots", id="compare.plots", tooltip="The overlap matrix, shaded"),
     ]
     WORK_LABELS = {"compare": "compare"}

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Label, Static
 
 from tui.data.dataset_view import CLEAN, Counts, DatasetView, Filters, SampleLine
 from tui.screens.base import ThresherScreen
+from tui.widgets import keys
 from tui.widgets.dialogs import PromptScreen
 from tui.widgets.thumbs import ThumbView, thumbnail
 from tui.worker_errors import describe
@@ -68,7 +69,7 @@ class DatasetScreen(ThresherScreen):
         Binding("s", "cycle('source')", "Source", id="dataset.source"),
         Binding("T", "cycle('tag')", "Tag filter", id="dataset.tagfilter"),
         Binding("slash", "text", "Text", id="dataset.text"),
-        Binding("space", "mark", "Mark", id="dataset.mark"),
+        keys.mark("dataset"),
         Binding("a", "tag", "Add tag", id="dataset.tag"),
         Binding("n", "note", "Note", id="dataset.note"),
         Binding("left_square_bracket", "page(-1)", "Prev", show=False, id="dataset.prev"),

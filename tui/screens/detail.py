@@ -8,7 +8,6 @@ from rich.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Label, Static
@@ -16,6 +15,7 @@ from textual.widgets import Label, Static
 from tui.data.detail import SampleDetail, load_detail
 from tui.data.run_view import RunView, spelled
 from tui.screens.base import DecisionApplied, ThresherScreen
+from tui.widgets import keys
 from tui.widgets.images import image_widget
 from tui.widgets.tables import KeyFooter
 from tui.worker_errors import describe
@@ -70,12 +70,8 @@ class DetailScreen(ThresherScreen):
         "**k / d / u** decide this sample."
     )
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="detail.back"),
-        Binding("k", "decide('keep')", "Keep", id="detail.keep", tooltip="Keep this sample"),
-        Binding("d", "decide('drop')", "Drop", id="detail.drop", tooltip="Drop this sample"),
-        Binding(
-            "u", "decide('clear')", "Clear", id="detail.clear", tooltip="Back to the algorithm"
-        ),
+        keys.back("detail"),
+        *keys.decide("detail"),
     ]
 
     WORK_LABELS = {"detail": "loading the sample"}

@@ -16,6 +16,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from tui.data.run_view import RunView
 from tui.screens.base import ThresherScreen
+from tui.widgets import keys
 from tui.widgets.tables import KeyFooter
 from tui.worker_errors import describe
 
@@ -55,7 +56,7 @@ class ExportScreen(ThresherScreen):
         "count and checksum. **ctrl+e** exports; then **ctrl+f** launches the fine-tune."
     )
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="export.back"),
+        keys.back("export"),
         Binding("ctrl+e", "export", "Export", id="export.run", tooltip="Write the manifest"),
         Binding(
             "ctrl+f", "finetune", "Fine-tune", id="export.finetune", tooltip="LoRA fine-tune on it"

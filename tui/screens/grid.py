@@ -20,6 +20,7 @@ from textual.widgets import Footer, Label
 from tui.data.grid import Tile, tiles
 from tui.data.run_view import RunView
 from tui.screens.base import DecidingScreen
+from tui.widgets import keys
 from tui.widgets.thumbs import ThumbView, graphics_class, thumbnail, thumbnail_image
 from tui.worker_errors import describe
 
@@ -57,17 +58,15 @@ class GridScreen(DecidingScreen):
         "(KEEP, DROP) are yours; lower case is the algorithm's."
     )
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="grid.back"),
+        keys.back("grid"),
         Binding("left", "move(-1)", "Left", show=False, id="grid.left"),
         Binding("right", "move(1)", "Right", show=False, id="grid.right"),
         Binding("up", "move_row(-1)", "Up", show=False, id="grid.up"),
         Binding("down", "move_row(1)", "Down", show=False, id="grid.down"),
         Binding("pageup", "page(-1)", "Prev page", id="grid.prev"),
         Binding("pagedown", "page(1)", "Next page", id="grid.next"),
-        Binding("space", "mark", "Mark", id="grid.mark"),
-        Binding("k", "decide('keep')", "Keep", id="grid.keep"),
-        Binding("d", "decide('drop')", "Drop", id="grid.drop"),
-        Binding("u", "decide('clear')", "Clear", id="grid.clear"),
+        keys.mark("grid"),
+        *keys.decide("grid"),
         Binding("enter", "open", "Detail", id="grid.open"),
     ]
     WORK_LABELS = DecidingScreen.WORK_LABELS | {"grid": "thumbnails"}

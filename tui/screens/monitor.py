@@ -20,6 +20,7 @@ from textual.worker import get_current_worker
 from store.runs import resolve_run_dir
 from tui.data.progress import ProgressFollower, RunSnapshot
 from tui.screens.base import ThresherScreen
+from tui.widgets import keys
 from tui.widgets.tables import KeyFooter
 from tui.worker_errors import describe
 
@@ -87,7 +88,7 @@ class MonitorScreen(ThresherScreen):
         "utilisation and memory with a short history; the tail of job.log."
     )
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="monitor.back"),
+        keys.back("monitor"),
         Binding(
             "b", "browse", "Browse", id="monitor.browse", tooltip="Browse the result (when done)"
         ),

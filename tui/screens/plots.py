@@ -16,7 +16,7 @@ from textual.widgets import Footer, Label, Static
 from tui.data.plots import PlotData, plot_data
 from tui.data.run_view import RunView
 from tui.screens.base import ThresherScreen
-from tui.widgets import plots
+from tui.widgets import keys, plots
 from tui.worker_errors import describe
 
 
@@ -30,7 +30,7 @@ class PlotsScreen(ThresherScreen):
         "several runs: the Jaccard overlap matrix of their selections."
     )
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="plots.back"),
+        keys.back("plots"),
         Binding("left_square_bracket", "cluster(-1)", "Prev cluster", id="plots.prev"),
         Binding("right_square_bracket", "cluster(1)", "Next cluster", id="plots.next"),
     ]

@@ -16,6 +16,7 @@ from selection.search import SearchResult
 from tui.data.run_view import RunView
 from tui.data.search import HitRow, hit_rows, searcher_for
 from tui.screens.base import DecidingScreen
+from tui.widgets import keys
 from tui.widgets.dialogs import ConfirmScreen, PromptScreen
 from tui.worker_errors import describe
 
@@ -37,11 +38,9 @@ class SearchScreen(DecidingScreen):
         "opens them as a thumbnail grid; **enter** opens a result's detail."
     )
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="search.back"),
-        Binding("space", "mark", "Mark", id="search.mark"),
-        Binding("k", "decide('keep')", "Keep", id="search.keep"),
-        Binding("d", "decide('drop')", "Drop", id="search.drop"),
-        Binding("u", "decide('clear')", "Clear", id="search.clear"),
+        keys.back("search"),
+        keys.mark("search"),
+        *keys.decide("search"),
         Binding("K", "decide_all('keep')", "Keep all", id="search.keep_all"),
         Binding("D", "decide_all('drop')", "Drop all", id="search.drop_all"),
         Binding("m", "more_like", "More like this", id="search.more"),

@@ -17,6 +17,7 @@ from store.errors import ThresherError
 from tui.data.start import Field, build_config, config_fields, method_names, ray_options
 from tui.data.workspace_view import list_datasets
 from tui.screens.base import ThresherScreen
+from tui.widgets import keys
 from tui.widgets.tables import KeyFooter
 from tui.worker_errors import describe
 
@@ -38,7 +39,7 @@ class StartRunScreen(ThresherScreen):
         "runs keep going after the app closes; the monitor follows them."
     )
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="start.back"),
+        keys.back("start"),
         Binding("ctrl+r", "start", "Start", id="start.run", tooltip="Create and launch the run"),
     ]
     WORK_LABELS = {"start-load": "listing methods and datasets", "start-run": "starting the run"}
