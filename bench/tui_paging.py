@@ -5,12 +5,12 @@ Usage: .venv/bin/python bench/tui_paging.py [--rows 1000000] [--decisions 40000]
 Measures, headless (Textual Pilot, 120x40), always until every line on screen shows a sample
 (pages are read by workers; a line whose page is not here yet is a placeholder):
   - first paint: app start -> the browser's screen of samples drawn (RunView load included);
-  - PgDn latency, key -> screen drawn, at the top, middle and end, with the page cache emptied
-    before every key (so each press waits for a keyset page query: the worst case), and as a
-    user meets it (cache and read-ahead on);
+  - PgDn latency, key -> screen drawn, at the top, middle and end, each key to rows whose page
+    is not cached (so each press waits for a keyset page query: the worst case), and as a user
+    meets it (cache and read-ahead on);
   - sort change (key `s`) -> the screen of the re-sorted order drawn, then PgDn latency in it at
     once from the top (read-ahead on, while the new order is still being written as a table),
-    and from the middle with the cache emptied before every key.
+    and from the middle with each key to a page not cached.
 """
 
 from __future__ import annotations
@@ -44,10 +44,21 @@ async def painted(table, k0: float) -> float:
         await asyncio.sleep(0.001)  # a timestamp is measured; this only yields to the app
 
 
+async def idle(app) -> None:
+    """Until no worker runs (a page read cancelled by a newer order raises: wait again)."""
+    from textual.worker import WorkerCancelled
+
+    while True:
+        try:
+            return await app.workers.wait_for_complete()
+        except WorkerCancelled:
+            continue
+
+
 async def measure(ws: Workspace, run_id: str, presses: int) -> dict[str, object]:
     from tui.app import ThresherApp
     from tui.screens.browser import BrowserScreen
-    from tui.widgets.sample_table import SampleTable
+    from tui.widgets.sample_table import PAGE, SampleTable
 
     out: dict[str, object] = {}
     t0 = time.perf_counter()
@@ -61,28 +72,39 @@ async def measure(ws: Workspace, run_id: str, presses: int) -> dict[str, object]
         screen = app.screen
         table = screen.query_one(SampleTable)
         out["first_paint_s"] = await painted(table, t0) / 1000
-        await app.workers.wait_for_complete()
+        await idle(app)
         await pilot.pause()
 
         async def pagedowns(label: str, start: int, cold: bool = True) -> None:
+            """PgDn `presses` times from row `start`. cold: before each key the screen ends on a
+            page boundary and only its pages are cached, so the new screen's page is read after
+            the key (what a PgDn past the read-ahead, End or a jump meet); else read-ahead on."""
             table.move_to(start)
             await pilot.pause()
-            await app.workers.wait_for_complete()
+            await idle(app)
+            height = table.size.height
             lat = []
-            for _ in range(presses):
-                if cold:  # every press pays for a keyset page query
-                    table._pages.clear()
-                    table._fresh.clear()
+            for i in range(presses):
+                if cold:
+                    top = (start // PAGE + 2 * i + 1) * PAGE - height
+                    table.scroll_to(y=top, animate=False, force=True)
+                    table.move_to(top)
+                    await pilot.pause()
+                    await idle(app)
+                    shown = range(top // PAGE, (top + height - 1) // PAGE + 1)
+                    for number in [n for n in table._pages if n not in shown]:
+                        del table._pages[number]
+                        table._fresh.discard(number)
                 k0 = time.perf_counter()
                 await pilot.press("pagedown")
                 lat.append(await painted(table, k0))
-                await app.workers.wait_for_complete()  # read-ahead done before the next key
+                await idle(app)  # read-ahead done before the next key
             out[label] = (pct(lat, 50), pct(lat, 95))
 
         n = table.view.n_rows
         await pagedowns("top", 0)
         await pagedowns("middle", n // 2)
-        await pagedowns("end", n - presses * 40 - 100)
+        await pagedowns("end", n - presses * 2 * PAGE - 2 * PAGE)
         await pagedowns("middle_read_ahead", n // 2, cold=False)
         k0 = time.perf_counter()
         await pilot.press("s")

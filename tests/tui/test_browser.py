@@ -202,3 +202,26 @@ async def test_escape_then_d_after_a_filter_drops_a_sample(app, catalog, filter_
         assert screen.query_state.text == "" and screen.view.n_rows == 60
         app.writer.flush()
         assert [r[1:] for r in decision_rows(catalog, "ofa-1")] == [("drop", "sample")]
+
+
+async def test_pgdn_to_rows_not_read_yet_keeps_the_screen_until_they_arrive(app, runs_ws):
+    """A key that scrolls to rows whose page is not here keeps the old screen until the read
+    is done, so one frame shows the new rows (placeholders first cost a second frame)."""
+    from tui.widgets.sample_table import PAGE
+
+    make_big_run(runs_ws, "big", 1000)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_browser(app, pilot, "big")
+        table = screen.query_one(SampleTable)
+        top = 3 * PAGE - table.size.height  # the screen ends where page 3 begins
+        table.scroll_to(y=top, animate=False, force=True)
+        table.move_to(top)
+        await settle(pilot)
+        for number in [n for n in table._pages if n not in (1, 2)]:
+            del table._pages[number]  # page 3 (read ahead) is not here any more
+            table._fresh.discard(number)
+        drawn = table.placeholders
+        await pilot.press("pagedown")
+        await settle(pilot)
+        assert table.scroll_offset.y == 3 * PAGE and table.current.orig_id == f"s{3 * PAGE}"
+        assert table.placeholders == drawn

@@ -22,14 +22,17 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from tui.data.run_view import RunView, SampleRow, spelled
+from tui.widgets import keys
 from tui.worker_errors import ReportsWorkerErrors
 
 PAGE = 100
 CACHE_PAGES = 64
 AHEAD = 1  # pages read ahead on either side of the screen
+HOLD_S = 0.1  # a move to rows not read yet keeps the screen this long at most, waiting for them
 ID_WIDTH = (6, 16)  # the id column fits the run's longest source id within these bounds
 
 
@@ -76,10 +79,8 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False, id="table.pagedown"),
         Binding("home", "to_start", "Top", show=False, id="table.home"),
         Binding("end", "to_end", "End", show=False, id="table.end"),
-        Binding("space", "mark", "Mark", id="table.mark", tooltip="Mark this sample for k/d/u"),
-        Binding("k", "decide('keep')", "Keep", id="table.keep", tooltip="Keep (override)"),
-        Binding("d", "decide('drop')", "Drop", id="table.drop", tooltip="Drop (override)"),
-        Binding("u", "decide('clear')", "Clear", id="table.clear", tooltip="Back to the algorithm"),
+        keys.mark("table"),
+        *keys.decide("table"),
         Binding("enter", "open", "Detail", id="table.open", tooltip="Open the sample detail"),
     ]
 
@@ -120,9 +121,12 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
         self._generation = 0  # bumped by every reset / invalidate: older reads are dropped
         self._view_generation = view.generation  # the RunView ordering these pages are of
         self._deferred: tuple[int, Callable[[SampleRow], None]] | None = None
+        self._held_top: int | None = None  # where the screen scrolls once its pages are here
+        self._hold_timer: Timer | None = None
         # screen line -> perf_counter when it last showed a sample (not a placeholder): the benchmark
         self.drawn_at: dict[int, float] = {}
         self.pages_fetched = 0
+        self.placeholders = 0  # lines drawn before their page was here (tests, benchmark)
         self._columns_cache: tuple[tuple[int, int, int], list[tuple[str, int]]] | None = None
         self.virtual_size = Size(80, view.n_rows)
 
@@ -154,6 +158,8 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
         if not stale:
             self._pages.clear()
             self._deferred = None
+            self._held_top = None  # the order changed: the move is to rows that are no more
+            self._release()
         if self.is_mounted:
             self.workers.cancel_node(self)  # reads of an older generation are dropped anyway
 
@@ -206,6 +212,8 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
             old, _ = self._pages.popitem(last=False)
             self._fresh.discard(old)
         self.refresh_lines(number * PAGE, PAGE)
+        if self._held_top is not None and self._cached(self._held_top):
+            self._release()
         # the pages either side once the screen's are drawn (reading them sooner delays that)
         self.call_after_refresh(self.want_visible)
         if self._deferred is not None and self._deferred[0] // PAGE == number:
@@ -290,6 +298,7 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
             self.want_visible()
         row = self.row_at(index)
         if row is None:  # its page is being read: a placeholder, the cursor still visible
+            self.placeholders += 1
             style = self.rich_style
             if index == self.cursor:
                 style += self.get_component_rich_style("sample-table--cursor")
@@ -355,13 +364,44 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
 
     # ---------------------------------------------------------------- keys
 
+    @property
+    def _top(self) -> int:
+        """The first row on screen, or the one it is about to be (a held move)."""
+        return self.scroll_offset.y if self._held_top is None else self._held_top
+
+    def _cached(self, top: int) -> bool:
+        last = min(top + max(self.size.height, 1), self.view.n_rows) - 1
+        return all(n in self._pages for n in range(max(top, 0) // PAGE, last // PAGE + 1))
+
+    def _scroll_rows(self, top: int) -> None:
+        """Scroll so row `top` is first on screen. Rows not read yet: keep this screen until they
+        arrive (HOLD_S at most), so one frame shows them instead of a frame of placeholders and,
+        on the next 60 Hz tick after the read, another."""
+        top = max(0, min(top, self.view.n_rows - max(self.size.height, 1)))
+        if top == self._top:
+            return
+        self._held_top = top
+        self.want_visible(top=top)
+        if self._cached(top):
+            self._release()
+        elif self._hold_timer is None:
+            self._hold_timer = self.set_timer(HOLD_S, self._release)
+
+    def _release(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.stop()
+            self._hold_timer = None
+        top, self._held_top = self._held_top, None
+        if top is not None:
+            self.scroll_to(y=top, animate=False, force=True)
+
     def watch_cursor(self, old: int, new: int) -> None:
-        top = self.scroll_offset.y
+        top = self._top
         height = max(self.size.height, 1)
         if new < top:
-            self.scroll_to(y=new, animate=False, force=True)
+            self._scroll_rows(new)
         elif new >= top + height:
-            self.scroll_to(y=new - height + 1, animate=False, force=True)
+            self._scroll_rows(new - height + 1)
         self.refresh()
 
     def move_to(self, index: int) -> None:
@@ -372,7 +412,7 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
 
     def action_page(self, direction: int) -> None:
         height = max(self.size.height, 1)
-        self.scroll_to(y=self.scroll_offset.y + direction * height, animate=False, force=True)
+        self._scroll_rows(self._top + direction * height)
         self.move_to(self.cursor + direction * height)
 
     def action_to_start(self) -> None:
