@@ -163,14 +163,15 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
         if self.is_mounted:
             self.workers.cancel_node(self)  # reads of an older generation are dropped anyway
 
-    def want_visible(self, top: int | None = None) -> None:
-        """Read the pages on screen unless cached and fresh; once they are, those either side."""
+    def want_visible(self, top: int | None = None, ahead: bool = True) -> None:
+        """Read the pages on screen unless cached and fresh; once they are (and `ahead`), those
+        either side."""
         top = self.scroll_offset.y if top is None else top
         first = top // PAGE
         last = (top + max(self.size.height, 1) - 1) // PAGE
         for number in range(first, last + 1):
             self._want(number)
-        if all(n in self._fresh for n in range(first, last + 1)):  # the screen reads first
+        if ahead and all(n in self._fresh for n in range(first, last + 1)):  # the screen first
             for step in range(1, AHEAD + 1):
                 self._want(last + step)
                 self._want(first - step)
@@ -295,7 +296,7 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
             return Strip.blank(width, self.rich_style)
         page_no = index // PAGE
         if page_no not in self._fresh:
-            self.want_visible()
+            self.want_visible(ahead=False)
         row = self.row_at(index)
         if row is None:  # its page is being read: a placeholder, the cursor still visible
             self.placeholders += 1
@@ -348,7 +349,8 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        self.want_visible()  # read ahead of the scroll, not when a placeholder shows
+        self.want_visible(ahead=False)
+        self.call_after_refresh(self.want_visible)  # read ahead once this screen is drawn
 
     def on_mount(self) -> None:
         super().on_mount()  # ScrollView's: the scrollbars
@@ -381,7 +383,7 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
         if top == self._top:
             return
         self._held_top = top
-        self.want_visible(top=top)
+        self.want_visible(top=top, ahead=False)
         if self._cached(top):
             self._release()
         elif self._hold_timer is None:
@@ -402,7 +404,8 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
             self._scroll_rows(new)
         elif new >= top + height:
             self._scroll_rows(new - height + 1)
-        self.refresh()
+        if self._held_top is None:  # else the move's one frame comes when its rows do
+            self.refresh()
 
     def move_to(self, index: int) -> None:
         self.cursor = max(0, min(index, self.view.n_rows - 1))
