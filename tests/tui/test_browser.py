@@ -225,3 +225,14 @@ async def test_pgdn_to_rows_not_read_yet_keeps_the_screen_until_they_arrive(app,
         await settle(pilot)
         assert table.scroll_offset.y == 3 * PAGE and table.current.orig_id == f"s{3 * PAGE}"
         assert table.placeholders == drawn
+
+
+async def test_opening_the_browser_reads_each_thing_once(app, monkeypatch):
+    """The first show of the browser invalidated what on_mount had just started: the first page
+    was read twice (the first answer dropped) and the groups counted twice, beside the load."""
+    counted = calls_on_ui_thread(monkeypatch, RunView, "groups")
+    read = calls_on_ui_thread(monkeypatch, RunView, "page")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_browser(app, pilot)
+        assert len(counted) == 1
+        assert len(read) == 2  # from the Parquet files while loading, then from the loaded tables

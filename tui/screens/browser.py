@@ -167,6 +167,7 @@ class BrowserScreen(ThresherScreen):
         self.groups: list[GroupRow] = []
         self.totals: tuple[int, int, int] | None = None
         self.query_state = Query()
+        self._shown = False
 
     def compose(self) -> ComposeResult:
         yield Label(self._title(), id="run-header")
@@ -216,6 +217,9 @@ class BrowserScreen(ThresherScreen):
         self._grouping_shown = self.grouping
 
     def on_screen_resume(self) -> None:
+        if not self._shown:  # the first show: on_mount started the reads, nothing is stale yet
+            self._shown = True
+            return
         # decisions made on the detail screen (or another run's screens) change rows we cached
         self.query_one(SampleTable).invalidate()
         self.refresh_groups()
