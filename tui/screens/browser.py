@@ -17,7 +17,7 @@ from tui.data.workspace_view import WorkspaceState
 from tui.screens.base import DecisionApplied, ThresherScreen, WorkspaceChanged
 from tui.widgets.dialogs import ConfirmScreen, PromptScreen
 from tui.widgets.sample_table import SampleTable
-from tui.widgets.tables import KeyFooter, RowTable
+from tui.widgets.tables import KeyFooter, RowTable, under_cursor
 
 
 def _num(value: float | int | None, digits: int = 3) -> str:
@@ -339,10 +339,7 @@ class BrowserScreen(ThresherScreen):
 
     @property
     def focused_group(self) -> GroupRow | None:
-        table = self.query_one(GroupList)
-        if not self.groups or table.cursor_row >= len(self.groups):
-            return None
-        return self.groups[table.cursor_row]
+        return under_cursor(self.query_one(GroupList), self.groups)
 
     def palette_commands(self) -> list[tuple[str, object, str]]:
         """Screen actions the command palette offers while this screen is on top."""

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Label
 
 from tui.data.workspace_view import RunRow, WorkspaceState
 from tui.screens.base import ThresherScreen, WorkspaceChanged
-from tui.widgets.tables import KeyFooter, RowTable
+from tui.widgets.tables import KeyFooter, RowTable, under_cursor
 
 
 class HomeScreen(ThresherScreen):
@@ -127,10 +127,7 @@ class HomeScreen(ThresherScreen):
 
     @property
     def selected_run(self) -> RunRow | None:
-        table = self.query_one("#runs", DataTable)
-        if not self.runs or table.cursor_row >= len(self.runs):
-            return None
-        return self.runs[table.cursor_row]
+        return under_cursor(self.query_one("#runs", DataTable), self.runs)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "runs":

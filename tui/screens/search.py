@@ -18,6 +18,7 @@ from tui.data.search import HitRow, hit_rows, searcher_for
 from tui.screens.base import DecidingScreen
 from tui.widgets import keys
 from tui.widgets.dialogs import ConfirmScreen, PromptScreen
+from tui.widgets.tables import under_cursor
 from tui.worker_errors import describe
 
 
@@ -144,10 +145,7 @@ class SearchScreen(DecidingScreen):
 
     @property
     def current(self) -> HitRow | None:
-        table = self.query_one(DataTable)
-        if not self.rows or table.cursor_row >= len(self.rows):
-            return None
-        return self.rows[table.cursor_row]
+        return under_cursor(self.query_one(DataTable), self.rows)
 
     def picked(self) -> list[int]:
         """Marked rows, else the focused one."""

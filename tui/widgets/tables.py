@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer
+
+T = TypeVar("T")
+
+
+def under_cursor(table: DataTable, items: Sequence[T]) -> T | None:
+    """The item a table's cursor row shows (rows are drawn from `items`, in order); None when
+    the table is empty or the cursor is past the items (a redraw in progress)."""
+    row = table.cursor_row
+    return items[row] if 0 <= row < len(items) else None
 
 
 class RowTable(DataTable):
