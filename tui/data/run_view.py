@@ -131,6 +131,8 @@ class RunView:
         self.default_selection = outputs.default_selection
         self.algo_column = outputs.default_column
         self._lock = threading.Lock()
+        self._writing = 0  # orderings being written on their own cursor, outside the lock
+        self._written = threading.Condition(self._lock)
         self._con = duckdb.connect()
         rows(self._con, "SET preserve_insertion_order = true")
         self._generation = 0  # bumped by every set_query: a late materialize() is discarded
@@ -384,6 +386,7 @@ class RunView:
             self._tables += 1
             name = f"ord_{self._tables}"
             cur = self._con.cursor()
+            self._writing += 1
         try:
             rows(
                 cur,
@@ -397,6 +400,9 @@ class RunView:
             n = one(cur, f"SELECT count(*) FROM {name}")[0]
         finally:
             cur.close()
+            with self._lock:
+                self._writing -= 1
+                self._written.notify_all()
         return name, n
 
     def page(self, start: int, count: int) -> list[SampleRow]:
@@ -648,5 +654,8 @@ class RunView:
         return self.run_dir / run_files.INPUT
 
     def close(self) -> None:
+        """After any ordering still being written (closing under it failed with DuckDB's
+        "connection is busy", a traceback when the app quit right after a sort)."""
         with self._lock:
+            self._written.wait_for(lambda: self._writing == 0, timeout=30)
             self._con.close()

@@ -1,0 +1,45 @@
+"""RunView on its own: what the screens rely on when threads share one run."""
+
+from __future__ import annotations
+
+import threading
+
+from tui.data import run_view
+from tui.data.run_view import Query, RunView
+
+
+def test_close_waits_for_an_ordering_being_written(runs_ws, monkeypatch):
+    """The app closes runs on quit (and evicts idle ones) while a worker may still be writing a
+    sort's ordering on its own cursor: close() pulled the connection from under it (DuckDB
+    "connection is busy" when the query was running; a traceback on quit right after a sort)."""
+    view = RunView(runs_ws, "ofa-1")
+    view.set_query(Query(sort="confidence"))
+    writing, go_on = threading.Event(), threading.Event()
+    real = run_view.rows
+
+    def held(con, sql, params=None):
+        if sql.startswith("CREATE TABLE ord_"):
+            writing.set()
+            go_on.wait(10)
+        return real(con, sql, params)
+
+    monkeypatch.setattr(run_view, "rows", held)
+    errors: list[BaseException] = []
+
+    def materialize() -> None:
+        try:
+            view.materialize()
+        except BaseException as exc:  # noqa: BLE001 -- the test reports it
+            errors.append(exc)
+
+    writer = threading.Thread(target=materialize)
+    writer.start()
+    assert writing.wait(10)
+    closer = threading.Thread(target=view.close)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive()  # waits for the ordering
+    go_on.set()
+    writer.join(10)
+    closer.join(10)
+    assert not closer.is_alive() and not errors, errors
