@@ -68,8 +68,18 @@ def test_tui_in_tmux_browse_decide_and_survive_a_kill(runs_ws, catalog):
         keys(session, "Up", "Enter")
         pane = wait_for_text(session, "kept 12")
         assert "60 samples" in pane and "overrides 0" in pane
-        keys(session, "k")
+        # Esc then d in one go (as a quick typist, or tmux's escape-time, sends them: Meta-d)
+        keys(session, "/")
+        wait_for_text(session, "Filter by text")
+        keys(session, *"object 0")
+        keys(session, "Enter")
+        wait_for_text(session, "text 'object 0'")  # s0 alone
+        keys(session, "Escape", "d")
+        wait_for_text(session, "60 shown")
         pane = wait_for_text(session, "overrides 1 · saved")
+        assert "DROP" in pane
+        keys(session, "Down", "k")
+        pane = wait_for_text(session, "overrides 2 · saved")
         assert "KEEP" in pane
         # the app is killed hard right after the decision showed as saved: it is in the log
         pid = subprocess.run(
@@ -83,7 +93,10 @@ def test_tui_in_tmux_browse_decide_and_survive_a_kill(runs_ws, catalog):
         os.kill(int(pid), signal.SIGKILL)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
-    assert decision_rows(catalog, "ofa-1") == [((1 << 32) + 0, "keep", "sample")]
+    assert decision_rows(catalog, "ofa-1") == [
+        ((1 << 32) + 0, "drop", "sample"),
+        ((1 << 32) + 1, "keep", "sample"),
+    ]
 
 
 def test_tui_in_tmux_start_browse_drop_undo_compare_export_quit(runs_ws, catalog):
