@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.tui.fake_runs import make_big_run
-from tests.tui.helpers import calls_on_ui_thread, decision_rows, open_browser, settle
+from tests.tui.helpers import calls_on_ui_thread, decision_rows, open_browser, settle, wait_for
 from tui.data.run_view import GroupKey, RunView
 from tui.screens.browser import BrowserScreen
 from tui.widgets.dialogs import ConfirmScreen
@@ -236,3 +236,33 @@ async def test_opening_the_browser_reads_each_thing_once(app, monkeypatch):
         await open_browser(app, pilot)
         assert len(counted) == 1
         assert len(read) == 2  # from the Parquet files while loading, then from the loaded tables
+
+
+async def test_a_sort_drops_a_page_read_of_the_old_order(app, runs_ws, monkeypatch):
+    """A page of the input order still being read when `s` re-sorts must not land in the table
+    (its rows would show at positions of the new order)."""
+    import threading
+
+    make_big_run(runs_ws, "big", 1000)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_browser(app, pilot, "big")
+        table = screen.query_one(SampleTable)
+        reading, go_on = threading.Event(), threading.Event()
+        page = RunView.page
+
+        def held_once(self, start: int, count: int):
+            if not reading.is_set():
+                reading.set()
+                go_on.wait(10)
+            return page(self, start, count)
+
+        monkeypatch.setattr(RunView, "page", held_once)
+        await pilot.press("end")  # page 9 of the input order: its read is held
+        await wait_for(pilot, reading.is_set, what="the held read")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.query_state.sort is not None, what="the sort")
+        go_on.set()
+        await settle(pilot)
+        assert 9 not in table._pages  # the old order's page was dropped
+        confs = [table.row_at(i).scores[0] for i in range(table.size.height)]
+        assert confs == sorted(confs) and table.cursor == 0
