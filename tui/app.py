@@ -88,7 +88,7 @@ class ThresherCommands(Provider):
             if run.has_result:
                 for verb, opens, help in RUN_COMMANDS:
                     yield f"{verb}: {run.run_id}", partial(opens, app, run.run_id), help
-                if (app.workspace.run_dir(run.run_id) / "embeddings").is_dir():
+                if run.searchable:
                     yield (
                         f"search: {run.run_id}",
                         partial(app.open_search, run.run_id),

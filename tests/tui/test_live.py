@@ -141,8 +141,11 @@ async def test_sample_keys_on_the_group_list_say_where_they_work(app, catalog):
 
 
 async def test_the_palette_offers_group_undo_from_a_cached_run_list(app, monkeypatch):
+    from pathlib import Path
+
     from tui.app import ThresherCommands
 
+    assert (app.workspace.run_dir("ofa-1") / "embeddings").is_dir()  # OFA's: searchable
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         app.open_browser("ofa-1")
@@ -153,7 +156,11 @@ async def test_the_palette_offers_group_undo_from_a_cached_run_list(app, monkeyp
 
         monkeypatch.setattr("store.runs.list_runs", no_disk)
         monkeypatch.setattr("tui.data.workspace_view.run_files.list_runs", no_disk)
-        names = [c[0] for c in ThresherCommands(app.screen).commands()]
+        with monkeypatch.context() as typing:  # each keystroke lists the commands again
+            typing.setattr(Path, "is_dir", no_disk)
+            typing.setattr(Path, "exists", no_disk)
+            names = [c[0] for c in ThresherCommands(app.screen).commands()]
+        assert "search: ofa-1" in names and "search: clipper-1" not in names
         assert "group: undo my decisions in all samples" in names
         assert {"browse: ofa-1", "export: clipper-1", "monitor: ofa-1"} <= set(names)
 

@@ -10,7 +10,8 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from tui.data.run_view import RunView, q
+from store.sql import ident
+from tui.data.run_view import RunView
 from tui.data.sql import rows
 
 _HIDDEN = {"rid", "orig_id", "question", "answer", "algo"}
@@ -141,7 +142,7 @@ def neighbours(view: RunView, rid: int, group_column: str, k: int) -> list[tuple
     with view._lock:
         members = rows(
             view._con,
-            f"SELECT rid, sample_id FROM base WHERE {q(group_column)} = ? AND rid <> ? ORDER BY rid",
+            f"SELECT rid, sample_id FROM base WHERE {ident(group_column)} = ? AND rid <> ? ORDER BY rid",
             [group, rid],
         )
     if not members:

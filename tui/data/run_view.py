@@ -27,6 +27,7 @@ from store import runs as run_files
 from store.catalog import Catalog
 from store.decisions import effective_rule, latest_decisions_sql
 from store.errors import NotFound, ThresherError
+from store.sql import ident
 from store.workspace import Workspace
 from tui.data.sql import arrow, one, rows
 
@@ -40,11 +41,6 @@ def spelled(keep: bool, yours: bool) -> str:
     a person's override (readable without colour, NO_COLOR)."""
     word = "keep" if keep else "drop"
     return word.upper() if yours else word
-
-
-def q(name: str) -> str:
-    """Quote a column name that comes from run.json (CLIPPER's selections are called e.g. P1+W)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
@@ -198,8 +194,8 @@ class RunView:
         inp = str(self.input_path)
         res = self._res
         result_cols = self._result_cols
-        algo = f"r.{q(self.algo_column)}" if self.algo_column else "false"
-        picked = ", ".join(f"r.{q(c)}" for c in result_cols)
+        algo = f"r.{ident(self.algo_column)}" if self.algo_column else "false"
+        picked = ", ".join(f"r.{ident(c)}" for c in result_cols)
         rows(
             con,
             f"""CREATE TABLE base AS
@@ -234,11 +230,6 @@ class RunView:
                              "seq": pa.array([], pa.int64())})  # fmt: skip
         with Catalog(self.workspace).connect() as cat:
             return cat.sql(latest_decisions_sql(), params={"run_id": self.run_id}).to_arrow_table()
-
-    def reload_overrides(self) -> None:
-        """Replace the in-memory overrides with the catalog's decision log for this run."""
-        self.ensure_loaded()
-        self._reload_overrides()
 
     def sync_overrides(self, busy: Callable[[], bool]) -> bool:
         """Re-read the log (decisions other processes wrote); skipped, returning False, while the
@@ -292,12 +283,14 @@ class RunView:
             clauses.append("o.action IS NULL")
         group = query.group
         if group is not None and group.kind == "group" and group.value is None:
-            clauses.append(f"b.{q(group.column)} IS NULL")  # OFA: samples excluded from clustering
+            clauses.append(
+                f"b.{ident(group.column)} IS NULL"
+            )  # OFA: samples excluded from clustering
         elif group is not None and group.kind == "group":
-            clauses.append(f"b.{q(group.column)} = ?")
+            clauses.append(f"b.{ident(group.column)} = ?")
             params.append(group.value)
         elif group is not None and group.kind == "selection":
-            clauses.append(f"b.{q(self.selections[group.column])}")
+            clauses.append(f"b.{ident(self.selections[group.column])}")
         return (" AND ".join(clauses) or "true"), params
 
     def set_query(self, query: Query) -> int:
@@ -365,7 +358,7 @@ class RunView:
         values = self._scores_cache.get(column)
         if values is None:
             with self._lock:
-                values = arrow(self._con, f"SELECT {q(column)} AS v FROM base ORDER BY rid")
+                values = arrow(self._con, f"SELECT {ident(column)} AS v FROM base ORDER BY rid")
             values = values["v"].to_numpy(zero_copy_only=False).astype(np.float64)
             self._scores_cache[column] = values
         key = -values if descending else values.copy()
@@ -378,10 +371,10 @@ class RunView:
         where, params = self._where(query)
         if query.sort:
             direction = "DESC" if query.descending else "ASC"
-            order = f"b.{q(query.sort)} {direction} NULLS LAST, b.rid"
+            order = f"b.{ident(query.sort)} {direction} NULLS LAST, b.rid"
         else:
             order = "b.rid"
-        display = "".join(f", b.{q(c)}" for c in self.scores)
+        display = "".join(f", b.{ident(c)}" for c in self.scores)
         with self._lock:
             self._tables += 1
             name = f"ord_{self._tables}"
@@ -409,7 +402,7 @@ class RunView:
         """Rows [start, start + count) of the current ordering."""
         if not self.loaded:
             return self._early_page(start, count)
-        scores = "".join(f", b.{q(s)}" for s in self.scores)
+        scores = "".join(f", b.{ident(s)}" for s in self.scores)
         select = (
             f"SELECT b.rid, b.sample_id, b.orig_id, b.question, b.answer, b.algo, o.action, "
             f"{EFFECTIVE} AS eff"
@@ -450,9 +443,9 @@ class RunView:
 
     def _early_page(self, start: int, count: int) -> list[SampleRow]:
         """Input order straight from the Parquet files while the tables load (first paint)."""
-        algo = q(self.algo_column) if self.algo_column else "false"
-        scores = "".join(f", p.{q(c)}" for c in self.scores)
-        inner = "".join(f", {q(c)}" for c in self.scores)
+        algo = ident(self.algo_column) if self.algo_column else "false"
+        scores = "".join(f", p.{ident(c)}" for c in self.scores)
+        inner = "".join(f", {ident(c)}" for c in self.scores)
         early = self._early
         if early is None:  # loaded meanwhile
             return self.page(start, count)
@@ -528,7 +521,9 @@ class RunView:
         """Per-group size, effective keeps, mean confidence and core-set size; plus one row per selection."""
         self.ensure_loaded()
         conf = "avg(b.confidence)" if "confidence" in self.columns else "NULL"
-        core = f"count(*) FILTER (WHERE b.{q(self.core_column)})" if self.core_column else "NULL"
+        core = (
+            f"count(*) FILTER (WHERE b.{ident(self.core_column)})" if self.core_column else "NULL"
+        )
         aggregates = (
             f"count(*), count(*) FILTER (WHERE {EFFECTIVE}), count(*) FILTER (WHERE b.algo), "
             f"{conf}, {core}, count(o.action)"
@@ -540,7 +535,7 @@ class RunView:
             if column:
                 for r in rows(
                     self._con,
-                    f"SELECT b.{q(column)} AS g, {aggregates} FROM base b LEFT JOIN ovr o USING (rid) "
+                    f"SELECT b.{ident(column)} AS g, {aggregates} FROM base b LEFT JOIN ovr o USING (rid) "
                     "GROUP BY g ORDER BY g NULLS LAST",
                 ):
                     out.append(GroupRow(GroupKey("group", column, r[0]), *r[1:]))
@@ -549,7 +544,7 @@ class RunView:
                     continue
                 r = one(
                     self._con,
-                    f"SELECT {aggregates} FROM base b LEFT JOIN ovr o USING (rid) WHERE b.{q(col)}",
+                    f"SELECT {aggregates} FROM base b LEFT JOIN ovr o USING (rid) WHERE b.{ident(col)}",
                 )
                 out.append(GroupRow(GroupKey("selection", name), *r))
         return out
@@ -562,7 +557,7 @@ class RunView:
         with self._lock:
             return arrow(
                 self._con,
-                f"SELECT sample_id, {q(column)} AS value FROM base WHERE {q(column)} IS NOT NULL "
+                f"SELECT sample_id, {ident(column)} AS value FROM base WHERE {ident(column)} IS NOT NULL "
                 "ORDER BY sample_id",
             )
 
@@ -646,7 +641,7 @@ class RunView:
             elif name == "full":
                 sql = "SELECT sample_id FROM base"
             else:
-                sql = f"SELECT sample_id FROM base WHERE {q(self.selections[name])}"
+                sql = f"SELECT sample_id FROM base WHERE {ident(self.selections[name])}"
             return arrow(self._con, sql)
 
     @property

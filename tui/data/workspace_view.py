@@ -42,6 +42,7 @@ class RunRow:
     created_at: str
     has_result: bool
     overrides: int = 0
+    searchable: bool = False  # has embeddings/ (search by meaning); read with the rest, off the UI
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ class WorkspaceReader:
             created_at=run.created_at,
             has_result=run.has_result,
             overrides=0 if totals is None else totals[2],
+            searchable=(run.path / "embeddings").is_dir(),
         )
 
 
