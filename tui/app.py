@@ -285,7 +285,13 @@ class ThresherApp(ReportsWorkerErrors, App):
         with self._views_lock:
             idle = [r for r, v in self._views.items() if id(v) not in in_use]
             closing = [self._views.pop(r) for r in idle[: max(len(idle) - MAX_VIEWS, 0)]]
-        for view in closing:
+        if closing:
+            self._close_views(closing)
+
+    @work(thread=True, group="close-run", exit_on_error=False)
+    def _close_views(self, views: list[RunView]) -> None:
+        """Off the UI thread: a close waits for an ordering still being written (up to ~0.5 s)."""
+        for view in views:
             view.close()
 
     def _guard(self, fn, *args) -> None:

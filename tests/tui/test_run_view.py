@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from tui.data import run_view
 from tui.data.run_view import Query, RunView
 
@@ -43,3 +45,30 @@ def test_close_waits_for_an_ordering_being_written(runs_ws, monkeypatch):
     writer.join(10)
     closer.join(10)
     assert not closer.is_alive() and not errors, errors
+
+
+@pytest.mark.anyio
+async def test_the_app_closes_idle_runs_off_the_ui_thread(app, monkeypatch):
+    """Evicting an idle run closes its view, which waits for an ordering being written (up to
+    ~0.5 s at 1M rows): that wait ran on the UI thread."""
+    from tests.tui.helpers import settle
+    from tui import app as app_module
+
+    monkeypatch.setattr(app_module, "MAX_VIEWS", 0)  # every run off screen is idle at once
+    closed_on: list[bool] = []
+    real_close = RunView.close
+
+    def close(self):
+        closed_on.append(threading.current_thread() is threading.main_thread())
+        real_close(self)
+
+    monkeypatch.setattr(RunView, "close", close)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        app.open_browser("ofa-1")
+        await settle(pilot)
+        app.go_home()
+        await settle(pilot)
+        app.open_browser("clipper-1")  # ofa-1 is idle now: evicted
+        await settle(pilot)
+        assert closed_on == [False]
