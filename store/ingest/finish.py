@@ -185,8 +185,7 @@ class Finisher:
                 resolved = pc.if_else(pa.array(hit), stored, resolved)
                 remote = remote & ~hit
         # Never touch a path that escapes the root, not even with a stat.
-        self.checker.known = known
-        state = self.checker.check(resolved, skip=escaped | remote)
+        state = self.checker.check(resolved, skip=escaped | remote, known=known)
 
         def any_per_row(element_mask: np.ndarray) -> np.ndarray:
             return np.bincount(parents[element_mask], minlength=n) > 0

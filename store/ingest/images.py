@@ -184,61 +184,78 @@ def resolve_all(raw: pa.Array, root: str) -> tuple[pa.Array, np.ndarray]:
 
 
 class ImageChecker:
-    """Checks a column of image paths; each distinct file is looked at once per ingest.
+    """Checks columns of image paths, chunk after chunk of one ingest.
 
-    Each folder is listed once (os.scandir) and a path whose name is not in its folder is
-    missing without a system call of its own: a dataset whose image folder is absent or
-    incomplete costs one listing per folder, not one stat per sample. Files that exist are
-    checked (stat, Pillow) in a thread pool.
+    Each folder is listed once per ingest (os.scandir; the listing is kept as an Arrow array,
+    ~60 B a file; listed again for a chunk that names a file it lacks) and a path whose name is
+    not in its folder is missing without a system call of its own: a dataset whose image folder
+    is absent or incomplete costs one listing per folder and chunk, not one stat per sample. Files that exist are checked (stat, Pillow) in a thread pool, each
+    distinct file once per chunk.
     """
 
     def __init__(self, mode: str, workers: int | None = None) -> None:
         self.mode = mode
         self.workers = workers or min(16, (os.cpu_count() or 2) * 4)
         self.pool = ThreadPoolExecutor(self.workers) if mode != "none" else None
-        # Verdicts already known (images checked from memory as they were stored): not reopened.
-        self.known: dict[str, int] = {}
+        self._listings: dict[str, pa.Array | None] = {}  # folder -> its paths; None: unreadable
 
-    @staticmethod
-    def _listing(folder: str) -> list[str] | None:
-        try:
-            with os.scandir(folder or os.sep) as it:
-                return [os.path.join(folder or os.sep, e.name) for e in it]
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        except OSError:
-            return None  # unreadable folder: check its files one by one
+    def _listing(self, folder: str) -> pa.Array | None:
+        if folder not in self._listings:
+            try:
+                with os.scandir(folder or os.sep) as it:
+                    names = [os.path.join(folder or os.sep, e.name) for e in it]
+            except (FileNotFoundError, NotADirectoryError):
+                names = []
+            except OSError:
+                names = None  # unreadable folder: check its files one by one
+            listed = None if names is None else pa.array(names, type=pa.string())
+            self._listings[folder] = listed
+        return self._listings[folder]
 
-    def check(self, paths: pa.Array, skip: np.ndarray) -> np.ndarray:
-        """OK / MISSING / CORRUPT per path; `skip`ped paths (escaping the root) stay OK, unread."""
+    def _present(self, paths: pa.Array, folders: pa.Array, todo: list[str]) -> np.ndarray:
+        """Per path: is its name in its folder's listing (or its folder unreadable)?"""
+        existing: list[pa.Array] = [pa.array([], type=pa.string())]
+        unlisted: list[str] = []
+        for folder in todo:
+            listed = self._listing(folder)
+            if listed is None:
+                unlisted.append(folder)
+            else:
+                existing.append(listed)
+        present = pc.is_in(paths, value_set=pa.concat_arrays(existing))
+        if unlisted:
+            in_unlisted = pc.is_in(folders, value_set=pa.array(unlisted, type=pa.string()))
+            present = pc.or_(present, in_unlisted)
+        return present.to_numpy(zero_copy_only=False)
+
+    def check(
+        self, paths: pa.Array, skip: np.ndarray, known: dict[str, int] | None = None
+    ) -> np.ndarray:
+        """OK / MISSING / CORRUPT per path; `skip`ped paths (escaping the root) stay OK, unread;
+        paths in `known` (images checked from memory as they were stored) are not reopened."""
         state = np.zeros(len(paths), dtype=np.int8)
         if self.pool is None or len(paths) == 0:
             return state
-        if self.known:
-            keys = pa.array(list(self.known), type=pa.string())
+        if known:
+            keys = pa.array(list(known), type=pa.string())
             where = pc.index_in(paths, value_set=keys).fill_null(-1).to_numpy()
             hit = where >= 0
-            state[hit] = np.fromiter(self.known.values(), dtype=np.int8)[where[hit]]
+            state[hit] = np.fromiter(known.values(), dtype=np.int8)[where[hit]]
             skip = skip | hit
         if skip.all():
             return state
         folders = pc.replace_substring_regex(paths, r"/[^/]*$", "")
-        existing: list[str] = []
-        unlisted: list[str] = []
         # Only folders of paths still to check: not the image store's 256 folders, say, whose
         # files were judged as they were stored (their listing grows with every dataset).
         todo_folders = pc.filter(folders, pa.array(~skip)) if skip.any() else folders
-        for folder in pc.unique(todo_folders).to_pylist():
-            names = self._listing(folder)
-            if names is None:
-                unlisted.append(folder)
-            else:
-                existing.extend(names)
-        present = pc.is_in(paths, value_set=pa.array(existing, type=pa.string()))
-        if unlisted:
-            in_unlisted = pc.is_in(folders, value_set=pa.array(unlisted, type=pa.string()))
-            present = pc.or_(present, in_unlisted)
-        present_np = present.to_numpy(zero_copy_only=False) & ~skip
+        todo = pc.unique(todo_folders).to_pylist()
+        cached = [f for f in todo if f in self._listings]
+        present_np = self._present(paths, folders, todo) & ~skip
+        if cached and (~present_np & ~skip).any():
+            # A listing taken for an earlier chunk may predate a file: look again, once a chunk.
+            for folder in cached:
+                del self._listings[folder]
+            present_np = self._present(paths, folders, todo) & ~skip
         state[~present_np & ~skip] = MISSING
         idx = np.flatnonzero(present_np)
         if len(idx):
