@@ -13,6 +13,7 @@ from typing import Any
 from store import tags as tag_log
 from store.catalog import Catalog
 from store.datasets import get_dataset
+from store.sql import LIKE_ESCAPE, contains
 
 SOURCE_SQL = (
     "CASE WHEN len(images_raw) = 0 THEN '(no image)' "
@@ -83,8 +84,9 @@ class DatasetView:
             )
             params.append(f.tag)
         if f.text:
-            where.append("(question ILIKE ? OR answer ILIKE ? OR orig_id ILIKE ?)")
-            like = "%" + f.text.replace("%", r"\%").replace("_", r"\_") + "%"
+            like_q = f"ILIKE ? {LIKE_ESCAPE}"  # the text as typed, % and _ included
+            where.append(f"(question {like_q} OR answer {like_q} OR orig_id {like_q})")
+            like = contains(f.text)
             params.extend([like, like, like])
         return " AND ".join(where), params
 

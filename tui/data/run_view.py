@@ -27,7 +27,7 @@ from store import runs as run_files
 from store.catalog import Catalog
 from store.decisions import effective_rule, latest_decisions_sql
 from store.errors import NotFound, ThresherError
-from store.sql import ident
+from store.sql import LIKE_ESCAPE, contains, ident
 from store.workspace import Workspace
 from tui.data.sql import arrow, one, rows
 
@@ -267,10 +267,10 @@ class RunView:
     def _where(self, query: Query) -> tuple[str, list[Any]]:
         clauses, params = [], []
         if query.text:
-            like = f"%{query.text}%"
+            like = contains(query.text)  # as typed, % and _ included
             clauses.append(
-                "(b.question ILIKE ? OR b.answer ILIKE ? OR b.orig_id = ? "
-                "OR CAST(b.sample_id AS VARCHAR) = ?)"
+                f"(b.question ILIKE ? {LIKE_ESCAPE} OR b.answer ILIKE ? {LIKE_ESCAPE} "
+                "OR b.orig_id = ? OR CAST(b.sample_id AS VARCHAR) = ?)"
             )
             params += [like, like, query.text.strip(), query.text.strip()]
         if query.state == "kept":
