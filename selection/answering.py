@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from selection.config import Config, param
+from selection.engines import ENGINE_KINDS
+from selection.judges import JUDGE_KINDS
 from store.errors import ThresherError
-
-ENGINES = ("transformers", "openai", "vllm")
-JUDGES = ("auto", "rule", "llm")
 
 
 @dataclass
@@ -30,7 +29,7 @@ class EngineSettings(Config):
     engine: str = param(
         "transformers",
         "transformers (CPU or GPU), openai (any OpenAI-compatible server), vllm (offline, GPU).",
-        choices=ENGINES,
+        choices=ENGINE_KINDS,
     )
     base_url: str | None = param(
         None, "OpenAI-compatible endpoint for --engine openai, e.g. http://127.0.0.1:8000/v1."
@@ -51,7 +50,7 @@ class EngineSettings(Config):
         "auto: rules extract and match the answer, undecided replies go to the LLM judge (with "
         "--judge-model) or count as wrong and are reported apart; rule: rules only; llm: the LLM "
         "judges every reply, as in the paper (docs/engines.md).",
-        choices=JUDGES,
+        choices=JUDGE_KINDS,
     )
     judge_model: str | None = param(
         None, "Model name of the LLM judge (needed by --judge llm; optional for --judge auto)."
@@ -66,10 +65,6 @@ class EngineSettings(Config):
 
         if not self.model:
             raise bad("needs --model PATH_OR_NAME (the target VLM)")
-        if self.engine not in ENGINES:
-            raise bad(f"--engine {self.engine!r} is not one of {', '.join(ENGINES)}")
-        if self.judge not in JUDGES:
-            raise bad(f"--judge {self.judge!r} is not one of {', '.join(JUDGES)}")
         if self.engine == "openai" and not self.base_url:
             raise bad("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         if (

@@ -56,6 +56,11 @@ def param(
     return dataclasses.field(default=default, metadata=meta)
 
 
+def flag_of(name: str, meta: Mapping[str, Any]) -> str:
+    """The command-line option of a field (`name` may be dotted: `encode.batch_size`)."""
+    return meta.get("flag") or "--" + name.rsplit(".", 1)[-1].replace("_", "-")
+
+
 @dataclass
 class Config:
     """Base of every method config (OFA, CLIPPER, baselines, fine-tune, eval)."""
@@ -64,7 +69,20 @@ class Config:
     """Keys older versions wrote to run.json and this one ignores (so old runs still resume)."""
 
     def __post_init__(self) -> None:
+        self._check_choices()
         self.validate()
+
+    def _check_choices(self) -> None:
+        """Every `param(choices=...)` option the user sets holds one of them (None: left off).
+        Fields off the command line (`cli=False`) are the config's own to check."""
+        for f in dataclasses.fields(self):
+            choices, value = f.metadata.get("choices"), getattr(self, f.name)
+            if choices is None or value is None or value in choices or not f.metadata["cli"]:
+                continue
+            off = " (or leave it off)" if f.default is None else ""
+            raise ThresherError(
+                f"{flag_of(f.name, f.metadata)} {value!r} is not one of {', '.join(choices)}{off}"
+            )
 
     def validate(self) -> Self:
         """Raise a ThresherError naming the option and the fix; return self. Called on construction."""

@@ -50,6 +50,10 @@ def test_bad_values_raise_at_construction_for_every_kind():
         (lambda: ClipperConfig(model="m", tau=3), "--tau"),
         (lambda: FinetuneConfig(manifest="x", lr_schedule="zigzag"), "--lr-schedule"),
         (lambda: OFAConfig.from_dict({"encode": {"batch_size": 1, "colour": 1}}), "colour"),
+        # choices are checked for every field, nested ones included (normalize was not)
+        (lambda: OFAConfig.from_dict({"encode": {"normalize": "Per-Tower"}}), "--normalize"),
+        (lambda: ClipperConfig(model="m", engine="tgi"), "--engine 'tgi' is not one of"),
+        (lambda: FinetuneConfig(manifest="x", quantize="8bit"), "--quantize"),
     ]:
         with pytest.raises(ThresherError, match=option):
             make()

@@ -92,8 +92,6 @@ class ClipperConfig(EngineSettings):
             return ThresherError(f"clipper: {what}")
 
         self.validate_engine("clipper")
-        if self.assignment not in ASSIGNMENTS:
-            raise bad(f"--assignment {self.assignment!r} is not one of {', '.join(ASSIGNMENTS)}")
         if self.tau not in TAUS:
             raise bad(f"--tau {self.tau} is not one of {TAUS}")
         for name in ("m", "max_new_tokens", "batch_size", "shard_size", "demos_per_shard"):

@@ -123,14 +123,6 @@ class FinetuneConfig(Config):
     def validate(self) -> FinetuneConfig:
         if not self.manifest:
             raise ThresherError("fine-tune needs --manifest PATH (an exported manifest)")
-        if self.lr_schedule not in SCHEDULES:
-            raise ThresherError(
-                f"unknown --lr-schedule {self.lr_schedule!r}; use one of {', '.join(SCHEDULES)}"
-            )
-        if self.precision not in PRECISIONS:
-            raise ThresherError(
-                f"unknown --precision {self.precision!r}; use one of {', '.join(PRECISIONS)}"
-            )
         for name in ("lora_r", "batch_size", "grad_accum", "save_steps", "max_length"):
             if getattr(self, name) < 1:
                 raise ThresherError(f"{name.replace('_', '-')} must be at least 1")
@@ -144,8 +136,6 @@ class FinetuneConfig(Config):
             raise ThresherError("--lora-dropout must be in [0, 1)")
         if self.nproc is not None and self.nproc < 1:
             raise ThresherError("--nproc must be at least 1")
-        if self.quantize not in (None, "4bit"):
-            raise ThresherError(f"--quantize {self.quantize!r}: use 4bit (QLoRA) or leave it off")
         for name in ("deepspeed", "fsdp_config"):
             value = getattr(self, name)
             if value and not Path(value).expanduser().is_file():

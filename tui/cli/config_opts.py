@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from selection.config import FieldSpec, field_specs, nest, scalar_type, strip_none
+from selection.config import FieldSpec, field_specs, flag_of, nest, scalar_type, strip_none
 from store.errors import ThresherError
 
 _PREFIX = "cfg__"  # click parameter names of generated options; never clash with a command's own
@@ -53,8 +53,7 @@ def _param_name(spec: FieldSpec) -> str:
 
 
 def _flags(spec: FieldSpec) -> list[str]:
-    leaf = spec.name.rsplit(".", 1)[-1]
-    return [spec.meta.get("flag") or "--" + leaf.replace("_", "-"), *spec.meta.get("aliases", ())]
+    return [flag_of(spec.name, spec.meta), *spec.meta.get("aliases", ())]
 
 
 def _option(spec: FieldSpec) -> Callable[[Callable[..., Any]], Any]:
