@@ -149,13 +149,15 @@ async def test_dataset_view_filters_counts_and_tags(app):
         assert "missing_image" in text and "chart" in text
 
 
-async def test_browser_keys_open_grid_and_more_like_this(app):
+async def test_browser_keys_open_grid_and_more_like_this(app, monkeypatch):
     async with app.run_test(size=(120, 40)) as pilot:
         await open_browser(app, pilot)
+        on_ui = calls_on_ui_thread(monkeypatch, RunView, "page")
         await pilot.press("G")
         await settle(pilot)
         grid = app.screen
         assert isinstance(grid, GridScreen) and grid.rids == list(range(60))
+        assert on_ui and not any(on_ui)  # the grid's rows were read off the UI thread
         await pilot.press("escape", "down", "L")
         await settle(pilot)
         search = app.screen

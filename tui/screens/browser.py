@@ -490,9 +490,16 @@ class BrowserScreen(ThresherScreen):
             self.app.open_search(self.view.run_id, like=row.sample_id)
 
     def action_grid(self) -> None:
+        self.open_grid()
+
+    @work(thread=True, exclusive=True, group="browser-grid", exit_on_error=False)
+    def open_grid(self) -> None:
+        """The rids of this view (up to 20K rows read from DuckDB: off the UI thread), then the grid."""
         from tui.data.grid import GRID_LIMIT, shown_rids
 
         rids = shown_rids(self.view)
         if len(rids) == GRID_LIMIT:
-            self.notify(f"grid: the first {GRID_LIMIT:,} rows of this view")
-        self.app.open_grid(self.view, rids, f"{self.view.run_id}: grid")
+            self.app.call_from_thread(
+                self.notify, f"grid: the first {GRID_LIMIT:,} rows of this view"
+            )
+        self.app.call_from_thread(self.app.open_grid, self.view, rids, f"{self.view.run_id}: grid")
