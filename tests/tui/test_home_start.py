@@ -216,12 +216,20 @@ async def test_a_start_that_raises_anything_says_so_on_the_form(workspace, catal
 
 
 async def test_model_fields_complete_from_the_cached_models(workspace, catalog, monkeypatch):
+    import threading
+
     from selection.models import resolve
     from tests.helpers.jobs import make_dataset
     from tui.app import ThresherApp
 
     cached = [resolve.CachedModel("open_clip", "hf-hub:timm/ViT-B-16-SigLIP", 1, "/x")]
-    monkeypatch.setattr(resolve, "cached_models", lambda: cached)
+    scanned_on_ui: list[bool] = []
+
+    def cached_models():  # walks the whole Hugging Face cache: never on the UI thread
+        scanned_on_ui.append(threading.current_thread() is threading.main_thread())
+        return cached
+
+    monkeypatch.setattr(resolve, "cached_models", cached_models)
     make_dataset(catalog, "toy", n=4)
     app = ThresherApp(workspace, image_mode="none")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -234,6 +242,7 @@ async def test_model_fields_complete_from_the_cached_models(workspace, catalog, 
         await pilot.press("right")  # accepts the suggestion, as in any Textual Input
         await settle(pilot)
         assert encoder.value == "hf-hub:timm/ViT-B-16-SigLIP"
+        assert scanned_on_ui == [False]
 
 
 async def test_the_form_at_80x24_reaches_every_field_by_tab_and_types_into_it(workspace, catalog):

@@ -178,3 +178,30 @@ def test_thresher_runs_shows_the_effective_count(runs_ws, catalog):
     line = next(ln for ln in result.output.splitlines() if "ofa-1" in ln)
     assert "13/60" in line
     assert "36/60" in next(ln for ln in result.output.splitlines() if "clipper-1" in ln)
+
+
+def test_a_running_jobs_progress_does_not_reread_the_catalog(runs_ws, monkeypatch):
+    """A job writes progress events every second; the poll then read datasets (unnesting every
+    sample's flags) and decision seqs again although the catalog had not changed."""
+    from store.catalog import Catalog
+    from store.decisions import record
+    from tui.data.workspace_view import WorkspaceReader
+
+    reader = WorkspaceReader(runs_ws)
+    first = reader.read()
+    opened: list[int] = []
+    real_connect = Catalog.connect
+
+    def connect(self, *args, **kwargs):
+        opened.append(1)
+        return real_connect(self, *args, **kwargs)
+
+    monkeypatch.setattr(Catalog, "connect", connect)
+    with (runs_ws.run_dir("ofa-1") / "progress.jsonl").open("a") as f:
+        f.write('{"event": "heartbeat"}\n')  # what a running job appends
+    again = reader.read()
+    assert opened == [] and again.datasets == first.datasets
+    record(Catalog(runs_ws), "ofa-1", [BASE + 0], "drop")  # the catalog changes: read again
+    opened.clear()
+    changed = reader.read()
+    assert opened and changed.decision_seq["ofa-1"] > first.decision_seq.get("ofa-1", 0)

@@ -8,7 +8,9 @@ can poll it every second and re-read only when a file changed.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,10 +64,15 @@ def _stat(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
+def catalog_stamp(workspace: Workspace) -> tuple:
+    """Changes whenever the catalog (datasets, decisions, tags, exports) is written."""
+    cat = workspace.catalog_path
+    return _stat(cat), _stat(cat.with_name(cat.name + ".wal"))
+
+
 def workspace_stamp(workspace: Workspace) -> tuple:
     """Changes whenever a decision, dataset, run, run status, progress event or shard is written."""
-    cat = workspace.catalog_path
-    parts: list[object] = [_stat(cat), _stat(cat.with_name(cat.name + ".wal"))]
+    parts: list[object] = list(catalog_stamp(workspace))
     try:
         run_dirs = sorted(os.scandir(workspace.runs_dir), key=lambda e: e.name)
     except OSError:
@@ -123,32 +130,46 @@ class WorkspaceReader:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self._counts: dict[str, tuple[tuple, tuple[int, int, int] | None]] = {}
+        self._catalog: tuple[tuple, list[DatasetRow], dict[str, int]] | None = None
 
     def read(self, counts: bool = True) -> WorkspaceState:
         """`counts=False` reuses the last counts instead of scanning results (while nobody looks
-        at them: a browser on a 1M-row run should not share the CPU with a recount)."""
+        at them: a browser on a 1M-row run should not share the CPU with a recount). Datasets and
+        decision seqs are read again only when the catalog file changed (a running job's progress
+        events change the workspace stamp every second, not the catalog)."""
         from store.catalog import Catalog
         from tui.data.sql import rows
 
         found = run_files.list_runs(self.workspace.runs_dir)
         if not self.workspace.exists():
             return WorkspaceState([], [self._row(r, None) for r in found], {})
-        with Catalog(self.workspace).connect() as con:
-            datasets = _datasets(con)
-            seqs = {
-                r[0]: int(r[1])
-                for r in rows(con, "SELECT run_id, max(seq) FROM decisions GROUP BY run_id")
-            }
+        stamp = catalog_stamp(self.workspace)  # before reading: a write meanwhile reads again
+        with contextlib.ExitStack() as opened:
+            cons: list[duckdb.DuckDBPyConnection] = []
+
+            def connect() -> duckdb.DuckDBPyConnection:
+                if not cons:
+                    cons.append(opened.enter_context(Catalog(self.workspace).connect()))
+                return cons[0]
+
+            if self._catalog is None or self._catalog[0] != stamp:
+                con = connect()
+                seqs = {
+                    r[0]: int(r[1])
+                    for r in rows(con, "SELECT run_id, max(seq) FROM decisions GROUP BY run_id")
+                }
+                self._catalog = (stamp, _datasets(con), seqs)
+            _, datasets, seqs = self._catalog
             out = [
                 self._row(
-                    r, self._totals(con, r, seqs.get(r.run_id, 0)) if counts else self._last(r)
+                    r, self._totals(connect, r, seqs.get(r.run_id, 0)) if counts else self._last(r)
                 )
                 for r in found
             ]
         return WorkspaceState(datasets, out, seqs)
 
     def _totals(
-        self, con: duckdb.DuckDBPyConnection, run: run_files.Run, seq: int
+        self, connect: Callable[[], duckdb.DuckDBPyConnection], run: run_files.Run, seq: int
     ) -> tuple[int, int, int] | None:
         import duckdb
 
@@ -162,7 +183,7 @@ class WorkspaceReader:
         if cached is not None and cached[0] == key:
             return cached[1]
         try:
-            totals: tuple[int, int, int] | None = decision_log.effective_totals(con, run.path)
+            totals: tuple[int, int, int] | None = decision_log.effective_totals(connect(), run.path)
         except (duckdb.Error, ThresherError):
             totals = (
                 None  # a shard being replaced right now, or no selection: the next look shows it

@@ -48,6 +48,7 @@ class StartRunScreen(ThresherScreen):
     class Loaded(Message):
         methods: list[str]
         datasets: list[str]
+        models: list[str]  # cached on this machine: what model fields complete from
 
     @dataclass
     class Started(Message):
@@ -56,6 +57,8 @@ class StartRunScreen(ThresherScreen):
     def __init__(self) -> None:
         super().__init__()
         self.fields: list[Field] = []
+        self._fields_for: str | None = None
+        self._models = SuggestFromList([], case_sensitive=False)
 
     def compose(self) -> ComposeResult:
         yield Label("Start a run", id="run-header")
@@ -97,13 +100,17 @@ class StartRunScreen(ThresherScreen):
 
     @work(thread=True, exclusive=True, group="start-load", exit_on_error=False)
     def load(self) -> None:
+        from selection.models.resolve import cached_models
+
         datasets = [d.name for d in list_datasets(self.app.workspace)]
-        self.post_message(self.Loaded(method_names(), datasets))
+        models = [m.name for m in cached_models()]  # walks the Hugging Face cache: not on the UI
+        self.post_message(self.Loaded(method_names(), datasets, models))
 
     async def on_start_run_screen_loaded(self, message: Loaded) -> None:
         """The choices exist only once they are known ("loading…" is never a selectable method)."""
         # OFA first when it is there: the method a new user most likely wants, and needs no model
         methods = sorted(message.methods, key=lambda m: m != "ofa")
+        self._models = SuggestFromList(message.models, case_sensitive=False)
         for name, options in (("method", methods), ("dataset", message.datasets)):
             await self.query_one(f"#{name}-loading").remove()
             row = self.query_one(f"#{name}-row")
@@ -123,7 +130,7 @@ class StartRunScreen(ThresherScreen):
             await self._show_params(str(event.value))
 
     async def _show_params(self, method: str) -> None:
-        if self.fields and getattr(self, "_fields_for", None) == method:
+        if self.fields and self._fields_for == method:
             return
         main = self.query_one("#params", Vertical)
         nested = self.query_one("#advanced-params", Vertical)
@@ -149,7 +156,7 @@ class StartRunScreen(ThresherScreen):
                           allow_blank=False, id=_input_id(f.name), compact=True, tooltip=f.doc or None)  # fmt: skip
         # Model fields complete from what is cached on this machine (`thresher models`).
         leaf = f.name.rsplit(".", 1)[-1]
-        suggester = self._cached_models() if leaf in _MODEL_FIELDS else None
+        suggester = self._models if leaf in _MODEL_FIELDS else None
         return Input(value, id=_input_id(f.name), suggester=suggester, compact=True,
                      tooltip=f.doc or None)  # fmt: skip
 
@@ -163,13 +170,6 @@ class StartRunScreen(ThresherScreen):
         elif widget.tooltip:
             doc = str(widget.tooltip)
         self.query_one("#field-help", Static).update(Text(doc or FORM_HINT))
-
-    def _cached_models(self) -> SuggestFromList:
-        if getattr(self, "_models", None) is None:
-            from selection.models.resolve import cached_models
-
-            self._models = SuggestFromList([m.name for m in cached_models()], case_sensitive=False)
-        return self._models
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
