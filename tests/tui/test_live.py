@@ -205,3 +205,26 @@ def test_a_running_jobs_progress_does_not_reread_the_catalog(runs_ws, monkeypatc
     opened.clear()
     changed = reader.read()
     assert opened and changed.decision_seq["ofa-1"] > first.decision_seq.get("ofa-1", 0)
+
+
+async def test_the_app_reads_the_workspace_once_to_start(app, monkeypatch):
+    """The app's first poll and Home's first show both read the whole workspace, at once."""
+    from tui.data.workspace_view import WorkspaceReader
+
+    reads: list[int] = []
+    real_read = WorkspaceReader.read
+
+    def read(self, *args, **kwargs):
+        reads.append(1)
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(WorkspaceReader, "read", read)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, HomeScreen) and app.state.runs
+        assert len(reads) == 1
+        app.open_browser("ofa-1")
+        await settle(pilot)
+        app.go_home()  # back on Home: its counts are read again
+        await settle(pilot)
+        assert len(reads) == 2

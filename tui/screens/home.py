@@ -67,6 +67,7 @@ class HomeScreen(ThresherScreen):
     def __init__(self) -> None:
         super().__init__()
         self.runs: list[RunRow] = []
+        self._shown = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="home"):
@@ -96,6 +97,9 @@ class HomeScreen(ThresherScreen):
 
     def on_screen_resume(self) -> None:
         self.show(self.app.state)
+        if not self._shown:  # the first show: the app's first poll is already reading
+            self._shown = True
+            return
         self.app.poll_workspace(force=True)  # counts were not kept up to date while away
 
     def show(self, state: WorkspaceState) -> None:
