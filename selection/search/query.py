@@ -151,12 +151,6 @@ class RunSearcher:
         t = torch.nn.functional.normalize(t, dim=-1)[0].cpu().numpy()
         return t
 
-    def _normalize(self) -> str:
-        try:
-            return encoder_settings(self.run_dir).normalize
-        except ThresherError:
-            return "per-tower"
-
     def _rescore(self, q: np.ndarray, on: str, top: int) -> Any:
         """Top rows by cosine(query, image half / text half / mean of both) for Eq. 2 features:
         the inner products pick 10x the candidates, the exact cosines order them."""
@@ -207,7 +201,8 @@ class RunSearcher:
             assert text is not None
             q, exclude, label = self.query_vector(text, on), None, text
         t0 = time.perf_counter()
-        if like is None and self._normalize() == "concat":
+        # A text query loaded the run's encoder (query_vector): its settings say how rows were made.
+        if like is None and self._encoder is not None and self._encoder.normalize == "concat":
             found = self._rescore(q, on, top)
         else:
             found = self.index.search(q, top, exclude=exclude)
