@@ -9,7 +9,6 @@ the gloo backend on the CPU (how the tests run two of them).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -66,8 +65,8 @@ def run_torchrun(ctx: Any, config: Any) -> dict[str, Any]:
     if config.device.startswith("cuda:"):
         env["CUDA_VISIBLE_DEVICES"] = config.device.split(":", 1)[1]
     (run_dir / RESULT).unlink(missing_ok=True)
-    events = run_dir / runs.PROGRESS
-    offset = events.stat().st_size if events.exists() else 0
+    progress = run_dir / runs.PROGRESS
+    offset = progress.stat().st_size if progress.exists() else 0
     argv = torchrun_argv(run_dir, config.nproc or 1)
     ctx.log.info("fine-tune: %s", " ".join(argv))
     with open(run_dir / runs.LOG, "ab") as log:
@@ -77,14 +76,14 @@ def run_torchrun(ctx: Any, config: Any) -> dict[str, Any]:
         try:
             while proc.poll() is None:
                 time.sleep(0.5)
-                offset = _relay(ctx, events, offset)
+                offset = _relay(ctx, run_dir, offset)
                 if ctx.cancelled():
                     (run_dir / runs.CANCEL).touch()
         except BaseException:
             proc.terminate()
             proc.wait()
             raise
-    _relay(ctx, events, offset)
+    _relay(ctx, run_dir, offset)
     if proc.returncode != 0:
         raise ThresherError(
             f"torchrun exited with status {proc.returncode}; the ranks' output is in "
@@ -96,20 +95,13 @@ def run_torchrun(ctx: Any, config: Any) -> dict[str, Any]:
     return result
 
 
-def _relay(ctx: Any, events: Path, offset: int) -> int:
+def _relay(ctx: Any, run_dir: Path, offset: int) -> int:
     """Hand the events the ranks appended since `offset` to the foreground display."""
-    if ctx.on_event is None or not events.exists():
-        return events.stat().st_size if events.exists() else offset
-    with open(events, "rb") as fh:
-        fh.seek(offset)
-        data = fh.read()
-    done = data.rfind(b"\n") + 1  # a line still being written waits for the next poll
-    for line in data[:done].splitlines():
-        try:
-            ctx.on_event(json.loads(line))
-        except ValueError:
-            continue
-    return offset + done
+    events, offset = runs.read_events(run_dir, offset)
+    if ctx.on_event is not None:
+        for event in events:
+            ctx.on_event(event)
+    return offset
 
 
 def main(argv: list[str] | None = None) -> int:

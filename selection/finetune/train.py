@@ -22,7 +22,6 @@ from selection.finetune.hf import (
     ADAPTER,
     SUMMARY,
     Plan,
-    examples_from_input,
     last_checkpoint,
     read_result,
     step_log,
@@ -59,7 +58,7 @@ class TrainStage:
         self.config = config
 
     def plan(self, ctx: Any) -> list:
-        n = len(examples_from_input(ctx.input()))
+        n = ctx.input().num_rows  # one example per row of input.parquet
         total = Plan.of(n, self.config, self.config.nproc or 1).total_steps
         return single_shard(total, ctx.seed, self.name)
 
