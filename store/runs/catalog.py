@@ -12,7 +12,7 @@ from store.runs.events import StageProgress, fold_events, read_events, read_last
 from store.runs.layout import RUN_JSON, read_run_json
 from store.runs.model import Outputs, Run
 from store.runs.status import read_status
-from store.sql import literal
+from store.sql import ident, literal
 
 RunInfo = Run  # the name callers used before the typed Run
 
@@ -60,8 +60,8 @@ def result_summary(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     if outputs is None or not outputs.result_files(run_dir):
         return summary
     table = outputs.table
-    glob = literal(str(run_dir.resolve() / table / "*.parquet"))
-    sums = [f'count_if("{col}")' for col in outputs.selections.values()]
+    glob = literal(str(run_dir.resolve() / table / "part-*.parquet"))  # as result_files: no temps
+    sums = [f"count_if({ident(col)})" for col in outputs.selections.values()]
     con = duckdb.connect()
     try:
         row = con.execute(

@@ -208,8 +208,3 @@ class WorkspaceReader:
             overrides=0 if totals is None else totals[2],
             searchable=(run.path / "embeddings").is_dir(),
         )
-
-
-def list_runs(workspace: Workspace) -> list[RunRow]:
-    """Every run folder, newest first, with effective counts (one look; Home keeps a reader)."""
-    return WorkspaceReader(workspace).read().runs

@@ -125,7 +125,6 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
         self._hold_timer: Timer | None = None
         # screen line -> perf_counter when it last showed a sample (not a placeholder): the benchmark
         self.drawn_at: dict[int, float] = {}
-        self.pages_fetched = 0
         self.placeholders = 0  # lines drawn before their page was here (tests, benchmark)
         self._columns_cache: tuple[tuple[int, int, int], list[tuple[str, int]]] | None = None
         self.virtual_size = Size(80, view.n_rows)
@@ -206,7 +205,6 @@ class SampleTable(ReportsWorkerErrors, ScrollView, can_focus=True):
         number = message.number
         self.reading.discard(number)
         self._fresh.add(number)
-        self.pages_fetched += 1
         self._pages[number] = message.rows
         self._pages.move_to_end(number)
         while len(self._pages) > CACHE_PAGES:

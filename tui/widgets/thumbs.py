@@ -85,11 +85,6 @@ def thumbnail(path: str | None, width: int, height: int) -> list[Strip]:
     return strips
 
 
-def cache_clear() -> None:
-    with _lock:
-        _cache.clear()
-
-
 class ThumbView(Widget):
     """A thumbnail (strips from `thumbnail`) with one caption line under it."""
 
