@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow.parquet as pq
 
-from tui.data.run_view import RunView
+from tui.data.run_view import RunView, spelled_decision
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,7 @@ class Tile:
 
     @property
     def decision(self) -> str:
-        if self.override in ("keep", "drop"):
-            return self.override.upper()
-        return "keep" if self.algo else "drop"
+        return spelled_decision(self.algo, self.override)
 
 
 def input_rows(path, rids: list[int]) -> dict[int, tuple[int, str, str | None]]:
@@ -51,11 +49,12 @@ def input_rows(path, rids: list[int]) -> dict[int, tuple[int, str, str | None]]:
 def tiles(view: RunView, rids: list[int]) -> list[Tile]:
     """One tile per rid, in the given order."""
     found = input_rows(view.input_path, rids)
+    decided = view.decisions(rids)  # one query for the page, not one a tile
     out = []
     for rid in rids:
         sid, orig, image = found[rid]
-        row = view.row(rid)
-        out.append(Tile(rid, sid, orig, image, row.get("algo"), row.get("override")))
+        algo, override = decided.get(rid, (None, None))
+        out.append(Tile(rid, sid, orig, image, algo, override))
     return out
 
 

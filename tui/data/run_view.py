@@ -43,6 +43,12 @@ def spelled(keep: bool, yours: bool) -> str:
     return word.upper() if yours else word
 
 
+def spelled_decision(algo: bool | None, override: str | None) -> str:
+    """What an export does with a sample (your keep/drop, else the algorithm's), `spelled`."""
+    yours = override in ("keep", "drop")
+    return spelled(override == "keep" if yours else bool(algo), yours)
+
+
 @dataclass(frozen=True)
 class SampleRow:
     rid: int

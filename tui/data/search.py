@@ -44,10 +44,9 @@ def hit_rows(view: RunView, hits: list[Hit], catalog: Catalog | None = None) -> 
     if catalog is not None and hits:
         with catalog.connect() as con:
             found = current_tags(con, [h.sample_id for h in hits])
+    decided = view.decisions([h.row for h in hits])  # one query for all hits
     out = []
     for h in hits:
-        row = view.row(h.row)
-        out.append(
-            HitRow(h, row.get("algo"), row.get("override"), tuple(found.get(h.sample_id, ())))
-        )
+        algo, override = decided.get(h.row, (None, None))
+        out.append(HitRow(h, algo, override, tuple(found.get(h.sample_id, ()))))
     return out

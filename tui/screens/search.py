@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Label
 
 from selection.search import SearchResult
-from tui.data.run_view import RunView
+from tui.data.run_view import RunView, spelled_decision
 from tui.data.search import HitRow, hit_rows, searcher_for
 from tui.screens.base import DecidingScreen
 from tui.widgets import keys
@@ -23,9 +23,7 @@ from tui.worker_errors import describe
 
 
 def decision_text(row: HitRow) -> str:
-    if row.override in ("keep", "drop"):
-        return row.override.upper()
-    return "keep" if row.algo else "drop"
+    return spelled_decision(row.algo, row.override)
 
 
 class SearchScreen(DecidingScreen):
