@@ -98,6 +98,13 @@ def checkpoint_stale_wal(con: duckdb.DuckDBPyConnection, path: Path, seen: int) 
     )
 
 
+# What every "the catalog file is damaged" error says to do.
+_REPAIR = (
+    "the catalog file is damaged. Run `thresher doctor --repair`: it keeps the damaged file "
+    "aside and restores the backup made before the last schema upgrade"
+)
+
+
 def broken_error(path: Path, exc: BaseException) -> ThresherError | None:
     """The user error for a DuckDB error that means the catalog file is damaged or the disk full."""
     text = str(exc)
@@ -113,10 +120,8 @@ def broken_error(path: Path, exc: BaseException) -> ThresherError | None:
         return None
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return CatalogBroken(
-        f"{path} cannot be read ({first[:160]}): the catalog file is damaged. Run "
-        "`thresher doctor --repair`: it keeps the damaged file aside and restores the backup "
-        "made before the last schema upgrade (or checkpoints a stale write-ahead log). Run "
-        "folders under runs/ are not affected."
+        f"{path} cannot be read ({first[:160]}): {_REPAIR} (or checkpoints a stale write-ahead "
+        "log). Run folders under runs/ are not affected."
     )
 
 
@@ -137,10 +142,8 @@ def check_size(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     actual = path.stat().st_size
     if actual < expected:
         raise CatalogBroken(
-            f"{path} is truncated ({actual:,} of {expected:,} bytes): the catalog file is "
-            "damaged. Run `thresher doctor --repair`: it keeps the damaged file aside and "
-            "restores the backup made before the last schema upgrade. Run folders under runs/ "
-            "are not affected."
+            f"{path} is truncated ({actual:,} of {expected:,} bytes): {_REPAIR}. Run folders "
+            "under runs/ are not affected."
         )
 
 
