@@ -230,8 +230,13 @@ class ThresherApp(ReportsWorkerErrors, App):
 
     def on_decision_applied(self, message: DecisionApplied) -> None:
         if message.error is not None:
-            self.notify(f"{message.action} NOT applied: {describe(message.error)}",
-                        severity="error", timeout=10)  # fmt: skip
+            self.notify(
+                f"{message.action} in run {message.run_id} NOT applied, nothing was logged: "
+                f"{describe(message.error)}. Press the key again; if it fails again, reopen the "
+                "run (Esc, then Enter on it in Home).",
+                severity="error",
+                timeout=10,
+            )
         self.screen.post_message(
             DecisionApplied(message.run_id, message.action, message.n, message.error)
         )

@@ -48,7 +48,7 @@ def config_fields(method: str) -> list[Field]:
 def build_config(method: str, values: dict[str, str]) -> Any:
     """Validated config from the form's text (blank = the default, or None where allowed);
     errors name the field and the expected type, or say what the config's validation said."""
-    from selection.config import nest
+    from selection.config import build, nest
     from selection.jobs import registry
 
     typed: dict[str, Any] = {}
@@ -65,8 +65,8 @@ def build_config(method: str, values: dict[str, str]) -> Any:
                 typed[field.name] = field.kind(raw)
         except ValueError:
             raise ThresherError(f"{field.name}: {raw!r} is not a {field.kind.__name__}.") from None
-    spec = registry.get_method(method)
-    return registry.config_from_params(spec.config_class(), nest(typed))
+    # build(), not config_from_params(): its advice is for run.json params, not a form
+    return build(registry.get_method(method).config_class(), nest(typed))
 
 
 def ray_options(workers: str, gpus: str) -> Any:
