@@ -122,22 +122,26 @@ class ChatServer:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            if h.path.rstrip("/") != "/v1/chat/completions":
-                return self._send(h, 404, {"error": {"message": f"no route {h.path}"}})
-            if fault and fault[0] == "status":
-                extra = {"Retry-After": str(fault[2])} if fault[2] is not None else {}
-                return self._send(h, fault[1], {"error": {"message": "injected"}}, extra)
-            delay = self.delay_s + (fault[1] if fault and fault[0] == "delay" else 0.0)
-            if delay:
-                time.sleep(delay)
-            if body.get("prompt_logprobs") is not None and not self.prompt_logprobs:
-                return self._send(
-                    h, 400, {"error": {"message": "extra field prompt_logprobs not permitted"}}
-                )
-            return self._send(h, 200, self._completion(body))
+            code, payload, extra = self._answer(h.path, body, fault)
         finally:
+            # Done before the reply leaves: a client that got it may send its next request at
+            # once, and counting that one before this one ends would report a limit exceeded.
             with self._lock:
                 self.in_flight -= 1
+        self._send(h, code, payload, extra)
+
+    def _answer(self, path: str, body: dict, fault) -> tuple[int, dict, dict]:
+        if path.rstrip("/") != "/v1/chat/completions":
+            return 404, {"error": {"message": f"no route {path}"}}, {}
+        if fault and fault[0] == "status":
+            extra = {"Retry-After": str(fault[2])} if fault[2] is not None else {}
+            return fault[1], {"error": {"message": "injected"}}, extra
+        delay = self.delay_s + (fault[1] if fault and fault[0] == "delay" else 0.0)
+        if delay:
+            time.sleep(delay)
+        if body.get("prompt_logprobs") is not None and not self.prompt_logprobs:
+            return 400, {"error": {"message": "extra field prompt_logprobs not permitted"}}, {}
+        return 200, self._completion(body), {}
 
     def _completion(self, body: dict) -> dict:
         messages = body.get("messages", [])
